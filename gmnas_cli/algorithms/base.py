@@ -1,0 +1,114 @@
+"""Base weight-sharing algorithm with hooks (DESIGN.md "Shape of the code").
+
+An algorithm owns the architecture parameters and decides, for every forward pass, the edge
+weights and which ops are computed (relaxed, sampled or single path), always restricted to the
+supernet's op mask. Variants override hooks: ``train_weights`` (weight training),
+``score_weights`` (the other edges' weighting while GM scores one edge), ``arch_step`` and
+``derive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from gmnas_cli.config.schema import AlgoConfig
+from gmnas_cli.registry import Registry
+from gmnas_cli.spaces.base import Active, Arch, SearchSpace, Supernet
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Algorithm:
+    """Defaults: continuous relaxation (masked softmax of alpha) and no architecture step."""
+
+    name = "base"
+    has_arch_params = True
+
+    def __init__(self, cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.net = net
+        device = net.mask_tensor.device
+        # DARTS initialises alpha as 1e-3 * N(0, 1) (Liu et al. 2019 code); we start at exactly
+        # uniform so that warmup with frozen alpha is "uniform" as DESIGN.md states.
+        self.alpha = torch.zeros(len(space.edges), len(space.ops), device=device, requires_grad=True)
+        self.arch_optimizer = torch.optim.Adam(
+            [self.alpha], lr=cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay
+        )
+        self.epoch = 0
+        self.total_epochs = 1
+
+    # -- mask helpers -----------------------------------------------------------------------
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.net.mask_tensor
+
+    def masked_logits(self) -> torch.Tensor:
+        return self.alpha.masked_fill(~self.mask, float("-inf"))
+
+    def probabilities(self) -> torch.Tensor:
+        """Masked softmax of alpha: disabled ops get exactly zero."""
+        return torch.softmax(self.masked_logits(), dim=-1)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def epoch_start(self, epoch: int, total_epochs: int) -> None:
+        """Called before each epoch (temperature schedules)."""
+        self.epoch, self.total_epochs = epoch, total_epochs
+
+    def train_weights(self, gen: torch.Generator) -> tuple[torch.Tensor, Active | None]:
+        """Edge weights and active ops for one weight-training step (default: relaxed)."""
+        return self.probabilities(), None
+
+    def eval_weights(self, gen: torch.Generator) -> tuple[torch.Tensor, Active | None]:
+        """Edge weights for one supernet validation batch (default: the relaxed mixture)."""
+        return self.probabilities().detach(), None
+
+    def score_weights(self, gen: torch.Generator) -> tuple[torch.Tensor, Active | None]:
+        """Other edges' weighting during GM scoring (DESIGN.md): the algorithm's own, detached."""
+        w, active = self.train_weights(gen)
+        return w.detach(), active
+
+    def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
+                  w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
+        """One architecture update; returns the validation loss it used (None: no update)."""
+        return None
+
+    def derive(self, val_batches: Callable[[], list[Batch]] | None = None) -> Arch:
+        """The final architecture of this (sub-)supernet."""
+        return self.space.derive(self.probabilities().detach(), self.net.mask)
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"alpha": self.alpha.detach().cpu().clone(), "arch_optimizer": self.arch_optimizer.state_dict(),
+                "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            self.alpha.copy_(state["alpha"].to(self.alpha.device))
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.epoch = state.get("epoch", 0)
+
+    def reset_arch(self) -> None:
+        """Back to uniform alpha and a fresh optimizer (used by restart)."""
+        with torch.no_grad():
+            self.alpha.zero_()
+        self.arch_optimizer = torch.optim.Adam(
+            [self.alpha], lr=self.cfg.arch_lr, betas=tuple(self.cfg.arch_betas),
+            weight_decay=self.cfg.arch_weight_decay)
+
+
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algo")
+
+
+def build_algorithm(cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> Algorithm:
+    return ALGORITHMS[cfg.name](cfg, space, net)
+
+
+def forward_loss(net: nn.Module, batch: Batch, weights: torch.Tensor, active: Active | None,
+                 loss_fn: LossFn) -> torch.Tensor:
+    x, y = batch
+    return loss_fn(net(x, weights, active), y)

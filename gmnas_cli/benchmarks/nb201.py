@@ -1,0 +1,150 @@
+"""NAS-Bench-201 lookups: a CSV table (columns mapped by config) or the official API files.
+
+Values keep the table's units (accuracy in %). Table 3 of the paper reports these figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gmnas_cli.benchmarks.base import Benchmark, cfg_get
+from gmnas_cli.errors import ConfigError, StageError
+
+_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def normalize_arch(arch: Any) -> str:
+    """A NAS-Bench-201 string with all whitespace removed (the table's spelling)."""
+    if not isinstance(arch, str):
+        raise StageError(f"nb201: expected a NAS-Bench-201 string like {_EXAMPLE}, got {type(arch).__name__}")
+    return "".join(arch.split())
+
+
+class NB201Table(Benchmark):
+    """A CSV with one row per architecture; ``columns`` maps metric names to CSV columns."""
+
+    name = "nb201"
+    spaces = ("nb201",)
+
+    def __init__(self, path: str | Path, arch_column: str, columns: dict[str, str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StageError(f"nb201: benchmark table {self.path} not found (set benchmark.path=...)")
+        try:
+            df = pd.read_csv(self.path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise StageError(f"nb201: cannot read {self.path} as CSV ({str(exc).splitlines()[0]})") from None
+        available = ", ".join(map(str, df.columns))
+        if not columns:
+            raise ConfigError(f"nb201: benchmark.columns is empty; map metric names to columns of {self.path}: "
+                              f"{available}")
+        for col in [arch_column, *columns.values()]:
+            if col not in df.columns:
+                raise StageError(f"nb201: column {col!r} not in {self.path}; available: {available}")
+        archs = df[arch_column].astype(str).map(normalize_arch)
+        self._metrics = list(columns)
+        self._values = pd.DataFrame({m: pd.to_numeric(df[c], errors="coerce") for m, c in columns.items()})
+        self._values.index = archs
+        self._values = self._values[~self._values.index.duplicated(keep="first")]
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self._metrics)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def query(self, arch: Any) -> dict[str, float]:
+        key = normalize_arch(arch)
+        if key not in self._values.index:
+            raise StageError(f"nb201: architecture {key!r} is not in {self.path} ({len(self)} architectures); "
+                             f"expected a string like {_EXAMPLE}")
+        row = self._values.loc[key]
+        return {m: float(row[m]) for m in self._metrics}
+
+    def best(self, metric: str) -> tuple[str, float]:
+        self._check_metric(metric)
+        col = self._values[metric]
+        arch = str(col.idxmax())
+        return arch, float(col[arch])
+
+
+# Official API: metric -> (dataset, key of get_more_info). The "cifar10-valid" entry trains on the train half.
+_API_COLUMNS = {
+    "cifar10_valid": "cifar10-valid:valid-accuracy",
+    "cifar10_test": "cifar10:test-accuracy",
+    "cifar100_valid": "cifar100:valid-accuracy",
+    "cifar100_test": "cifar100:test-accuracy",
+    "imagenet16_valid": "ImageNet16-120:valid-accuracy",
+    "imagenet16_test": "ImageNet16-120:test-accuracy",
+}
+
+
+class NB201Api(Benchmark):
+    """The official ``.pth``/NATS files through ``nats_bench`` or ``nas_201_api`` (optional packages).
+
+    ``columns`` maps a metric to ``"<dataset>:<get_more_info key>"`` (defaults above).
+    """
+
+    name = "nb201"
+    spaces = ("nb201",)
+
+    def __init__(self, path: str | Path, columns: dict[str, str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StageError(f"nb201: benchmark file {self.path} not found (set benchmark.path=...)")
+        self.columns = {m: c for m, c in (columns or _API_COLUMNS).items() if ":" in c} or dict(_API_COLUMNS)
+        self.api = self._open()
+
+    def _open(self) -> Any:
+        try:
+            nats = importlib.import_module("nats_bench")
+            return nats.create(str(self.path), "tss", fast_mode=True, verbose=False)
+        except ImportError:
+            pass
+        try:
+            api = importlib.import_module("nas_201_api")
+        except ImportError:
+            raise StageError(f"nb201: reading {self.path} needs the `nats_bench` or `nas_201_api` package "
+                             "(pip install nats_bench); or give a CSV table as benchmark.path") from None
+        return api.NASBench201API(str(self.path), verbose=False)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.columns)
+
+    def _figures(self, index: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for metric, spec in self.columns.items():
+            dataset, key = spec.split(":", 1)
+            info = self.api.get_more_info(index, dataset, hp="200", is_random=False)
+            out[metric] = float(info[key])
+        return out
+
+    def query(self, arch: Any) -> dict[str, float]:
+        key = normalize_arch(arch)
+        index = self.api.query_index_by_arch(key)
+        if index is None or index < 0:
+            raise StageError(f"nb201: architecture {key!r} is not in {self.path}")
+        return self._figures(int(index))
+
+    def best(self, metric: str) -> tuple[str, float]:
+        self._check_metric(metric)
+        scores = [(self._figures(i)[metric], i) for i in range(len(self.api))]
+        value, index = max(scores)
+        return str(self.api.arch(index)), value
+
+
+def open_nb201(cfg: Any) -> Benchmark:
+    """A CSV table, or the official API for ``.pth``/``.pickle.pbz2`` files and NATS folders."""
+    path = str(cfg_get(cfg, "path", ""))
+    if not path:
+        raise ConfigError("benchmark.path is required for benchmark=nb201: pass benchmark.path=<table.csv>")
+    columns = dict(cfg_get(cfg, "columns", {}) or {})
+    if path.endswith(".csv"):
+        return NB201Table(path, str(cfg_get(cfg, "arch_column", "arch")), columns)
+    return NB201Api(path, columns)

@@ -1,0 +1,228 @@
+"""Structured config schemas (dataclasses) registered in Hydra's ConfigStore.
+
+Every YAML file under ``conf/`` is merged into these typed nodes, so an unknown key or a
+wrongly typed value fails at start-up, naming the key. Defaults trace to the paper
+(Appendix D) or to ``DESIGN.md``; the comments say which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Resume(str, Enum):
+    auto = "auto"
+    never = "never"
+
+
+class Similarity(str, Enum):
+    """Gradient similarity (paper Table 6)."""
+
+    cosine = "cosine"
+    per_filter_cosine = "per_filter_cosine"
+    l2 = "l2"
+
+
+class Cut(str, Enum):
+    """Graph cut: balanced min-cut (Eqn. 3) or normalised cut (Appendix B.3)."""
+
+    balanced = "balanced"
+    ncut = "ncut"
+
+
+class SelectCriterion(str, Enum):
+    """Leaf selection (Appendix C)."""
+
+    val_loss = "val_loss"
+    val_acc = "val_acc"
+    max = "max"
+    successive_halving = "successive_halving"
+
+
+@dataclass
+class SpaceConfig:
+    """A search space; ``name`` keys ``SPACES``."""
+
+    name: str = MISSING
+    ops: list[str] = MISSING  # candidate ops, in the space's canonical order
+    C: int = 16  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
+    N: int = 5  # NB201: 5 cells per stage; DARTS: number of cells (8)
+    nodes: int = 4  # intermediate nodes per cell
+    unsplittable_ops: list[str] = field(default_factory=list)  # DARTS: ["none"] (DESIGN.md)
+    split_cells: list[str] = field(default_factory=lambda: ["normal"])  # DARTS: normal cells only
+    width_mult: float = 1.0  # MobileNet space
+    expand_ratios: list[int] = field(default_factory=list)
+    kernel_sizes: list[int] = field(default_factory=list)
+    stages: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class AlgoConfig:
+    """A base weight-sharing algorithm; ``name`` keys ``ALGORITHMS``."""
+
+    name: str = MISSING
+    order: int = 1  # DARTS: 1st or 2nd order
+    arch_lr: float = 3e-4  # Adam on alpha (Appendix D / DESIGN.md)
+    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 1.0  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
+    tau_min: float = 0.1
+    eval_archs: int = 200  # RSPS: sampled architectures scored at derivation
+    eval_batches: int = 5  # RSPS: validation minibatches per sampled architecture
+    unrolled_eps: float = 0.01  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
+
+
+@dataclass
+class TrainConfig:
+    """Supernet weight training (Appendix D / DESIGN.md, NB201 settings)."""
+
+    batch_size: int = 48
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    augment: bool = True  # random crop + flip for image data sets
+    log_every: int = 0  # steps between log lines (0: once per epoch)
+    max_steps_per_epoch: int = 0  # 0: full epoch; >0 caps steps (smoke tests)
+
+
+@dataclass
+class DatasetConfig:
+    """A data set read from disk (never downloaded); ``name`` keys ``DATASETS``."""
+
+    name: str = MISSING
+    root: str = ""
+    num_classes: int = 10
+    in_channels: int = 3
+    image_size: int = 32
+    limit: int = 0  # 0: all images; >0 keeps the first `limit` training images (smoke tests)
+    test_limit: int = 0
+
+
+@dataclass
+class CriterionConfig:
+    """Splitting criterion; ``name`` keys ``CRITERIA`` (gm, exhaustive, random, none)."""
+
+    name: str = MISSING
+    batches: int = 100  # GM: minibatches averaged (DESIGN.md)
+    similarity: Similarity = Similarity.cosine  # paper Table 6
+    edge_selection: Any = "cut_cost"  # "cut_cost" | "random" | list of edge names
+    cut: Cut = Cut.balanced  # Eqn. 3, or Appendix B.3's ncut
+    early_stop: bool = False  # stop averaging once decisions are stable (performance issue)
+    early_stop_patience: int = 10
+    batched_ops: bool = False
+
+
+@dataclass
+class SuccessiveHalvingConfig:
+    """Appendix C, Algorithm 3: short retrains on a schedule of epochs per rung."""
+
+    schedule: list[int] = field(default_factory=lambda: [10, 20, 40])
+    eta: int = 2
+
+
+@dataclass
+class SelectConfig:
+    criterion: SelectCriterion = SelectCriterion.val_loss
+    successive_halving: SuccessiveHalvingConfig = field(default_factory=SuccessiveHalvingConfig)
+
+
+@dataclass
+class RetrainConfig:
+    """Evaluation protocol (DARTS: Appendix D.2)."""
+
+    epochs: int = 600
+    C: int = 36
+    layers: int = 20
+    batch_size: int = 96
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    cutout: int = 16
+    drop_path: float = 0.3
+    auxiliary_weight: float = 0.4
+    grad_clip: float = 5.0
+    max_steps_per_epoch: int = 0
+
+
+@dataclass
+class BenchmarkConfig:
+    """Benchmark lookup (NAS-Bench-201 tables, NB301 surrogate) or none."""
+
+    name: str = "none"
+    path: str = ""
+    arch_column: str = "arch"
+    columns: dict[str, str] = field(default_factory=dict)  # metric name -> column
+    metric: str = ""  # the metric `select.criterion=max` maximises
+    epoch: int = 98  # NB301 surrogate query epoch
+
+
+@dataclass
+class ReportConfig:
+    table: str = "nb201"
+    experiments: list[str] = field(default_factory=lambda: ["outputs/*"])
+    out: str = "outputs/report"
+    formats: list[str] = field(default_factory=lambda: ["csv", "md", "tex"])
+    plots: bool = True
+
+
+@dataclass
+class BenchConfig:
+    batch_size: int = 64
+    image_size: int = 32
+    steps: int = 5
+    warmup_steps: int = 2
+    reference: str = "none"  # none | xautodl
+    out: str = "outputs/bench"
+
+
+@dataclass
+class Config:
+    """Top-level config shared by every subcommand (the common keys of the frame issue)."""
+
+    space: SpaceConfig = MISSING
+    algo: AlgoConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    criterion: CriterionConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    name: str = ""  # experiment directory name; "" builds one from space/algo/criterion/dataset/seed
+    out_dir: str = "outputs"
+    seed: int = 0
+    device: Device = Device.auto
+    deterministic: bool = False
+    warmup_epochs: int = 15  # NB201 DARTS/SNAS: splits at epochs 15 and 30 (DESIGN.md)
+    splits: int = 2
+    branching: Any = 2  # one value, or a list with one value per split
+    search_epochs: int = 30
+    restart: bool = True  # paper 3.4 "Supernet splitting with restart"
+    force: bool = False
+    resume: Resume = Resume.auto
+    leaf: Any = None  # search: one leaf id (None: all leaves)
+    amp: bool = True  # CUDA only: bf16 autocast
+    channels_last: bool = True  # CUDA only
+    quiet: bool = False  # no progress bars
+
+
+def register_configs() -> None:
+    """Register the schemas; YAML options in ``conf/<group>/`` extend them."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)

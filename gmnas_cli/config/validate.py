@@ -1,0 +1,79 @@
+"""Semantic checks that fail before any training (impossible split settings, bad names)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, ListConfig
+
+from gmnas_cli.errors import ConfigError
+
+
+def branching_list(cfg: DictConfig) -> list[int]:
+    """``branching`` as one factor per split (a single value applies to every split)."""
+    b = cfg.branching
+    values = list(b) if isinstance(b, (list, tuple, ListConfig)) else [b]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            try:
+                v = int(str(v))
+            except ValueError:
+                raise ConfigError(f"branching={cfg.branching!r}: expected an integer or a list of integers") from None
+        out.append(v)
+    splits = effective_splits(cfg)
+    if len(out) == 1:
+        out = out * max(splits, 1)
+    elif len(out) != splits:
+        raise ConfigError(f"branching={list(out)} has {len(out)} values but splits={splits}")
+    return out
+
+
+def effective_splits(cfg: DictConfig) -> int:
+    return 0 if cfg.criterion.name == "none" else int(cfg.splits)
+
+
+def validate(cfg: DictConfig, command: str) -> None:
+    """Raise ConfigError naming the key and value of the first impossible setting."""
+    from gmnas_cli.algorithms import ALGORITHMS
+    from gmnas_cli.criteria import CRITERIA
+    from gmnas_cli.spaces import build_space
+
+    for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
+        if cfg[key].name not in reg:
+            raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
+    if command in ("report",):
+        return
+    for key in ("warmup_epochs", "search_epochs", "splits", "seed"):
+        if cfg[key] < 0:
+            raise ConfigError(f"{key}={cfg[key]} must be >= 0")
+    if cfg.algo.order not in (1, 2):
+        raise ConfigError(f"algo.order={cfg.algo.order}; valid: 1, 2")
+    if cfg.train.batch_size < 1:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be >= 1")
+    if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int)):
+        raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf id (integer)")
+    space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels)
+    splits = effective_splits(cfg)
+    splittable = space.splittable_edges()
+    if splits > len(splittable):
+        raise ConfigError(f"splits={splits} exceeds the {len(splittable)} splittable edges of space "
+                          f"{cfg.space.name}")
+    if splits == 0:
+        return
+    factors = branching_list(cfg)
+    n_ops = min(len(space.splittable_ops(space.full_mask(), e)) for e in splittable)
+    if cfg.criterion.name != "exhaustive":
+        for b in factors:
+            if b < 2:
+                raise ConfigError(f"branching={b}: a split needs at least 2 groups")
+            if b > n_ops:
+                raise ConfigError(f"branching={b} exceeds the {n_ops} splittable ops of an edge "
+                                  f"({', '.join(space.splittable_ops(space.full_mask(), splittable[0]))})")
+    sel = cfg.criterion.edge_selection
+    if isinstance(sel, (list, ListConfig)):
+        bad = [e for e in sel if e not in splittable]
+        if bad:
+            raise ConfigError(f"criterion.edge_selection: unknown edge {bad[0]!r}; valid: {', '.join(splittable)}")
+        if len(sel) < splits:
+            raise ConfigError(f"criterion.edge_selection lists {len(sel)} edges but splits={splits}")
+    elif sel not in ("cut_cost", "random"):
+        raise ConfigError(f"criterion.edge_selection={sel!r}; valid: cut_cost, random, or a list of edges")

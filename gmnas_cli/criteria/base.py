@@ -1,0 +1,81 @@
+"""Splitting criteria: (supernet, leaf, data) -> an edge and op groups (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import ListConfig
+
+from gmnas_cli.config.schema import CriterionConfig
+from gmnas_cli.errors import ConfigError
+from gmnas_cli.registry import Registry
+from gmnas_cli.seeding import generator
+from gmnas_cli.spaces import SearchSpace
+from gmnas_cli.training.trainer import SupernetTrainer
+from gmnas_cli.tree import Node, PartitionTree
+
+
+@dataclass
+class SplitDecision:
+    edge: str
+    groups: list[list[str]]  # one per child, in child order
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # edge -> {ops, distance, cut_cost}
+
+
+@dataclass
+class SplitContext:
+    """What a criterion may use for one leaf: its trained supernet and where to keep progress."""
+
+    trainer: SupernetTrainer
+    space: SearchSpace
+    tree: PartitionTree
+    leaf: Node
+    branching: int
+    split_index: int
+    seed: int
+    progress_path: Path | None = None
+
+    def candidate_edges(self) -> list[str]:
+        done = set(self.tree.split_edges(self.leaf))
+        return [e for e in self.space.splittable_edges() if e not in done]
+
+    def ops_of(self, edge: str) -> list[str]:
+        return self.space.splittable_ops(self.leaf.mask, edge)
+
+
+class Criterion:
+    """Base: edge choice by ``criterion.edge_selection`` and op groups by ``groups_for``."""
+
+    name = "base"
+    scores_edges = False  # True: can rank edges by cut cost
+
+    def __init__(self, cfg: CriterionConfig) -> None:
+        self.cfg = cfg
+        sel = cfg.edge_selection
+        if not isinstance(sel, (list, ListConfig)) and sel == "cut_cost" and not self.scores_edges:
+            raise ConfigError(f"criterion.edge_selection=cut_cost needs scores; criterion {cfg.name} has "
+                              f"none (use criterion.edge_selection=random or a list of edges)")
+
+    def fixed_edge(self, ctx: SplitContext) -> str | None:
+        """The edge given by a list or chosen at random (Few-Shot's rule); None: rank by cut cost."""
+        sel = self.cfg.edge_selection
+        cands = ctx.candidate_edges()
+        if isinstance(sel, (list, ListConfig)):
+            edge = str(sel[ctx.split_index])
+            if edge not in cands:
+                raise ConfigError(f"criterion.edge_selection[{ctx.split_index}]={edge!r} is already split "
+                                  f"in node {ctx.leaf.id}")
+            return edge
+        if sel == "random":
+            gen = generator(ctx.seed, "edge", ctx.leaf.id, ctx.split_index)
+            return cands[int(torch.randint(len(cands), (1,), generator=gen))]
+        return None
+
+    def decide(self, ctx: SplitContext) -> SplitDecision:
+        raise NotImplementedError
+
+
+CRITERIA: Registry[type[Criterion]] = Registry("criterion")

@@ -1,0 +1,125 @@
+"""In-memory image data, the weights/architecture split by index, and batching on the device.
+
+DESIGN.md: the training set is split by index; the first half trains the weights (and gives the
+GM gradients), the second half trains the architecture parameters and ranks leaves. The test
+split stays apart and is only read by benchmark-free final evaluation (`retrain`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from gmnas_cli.registry import Registry
+
+
+@dataclass
+class ImageData:
+    """A data set held as uint8 NCHW tensors (small sets: digits, CIFAR, ImageNet16-120)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool = True  # horizontal flips are label-preserving (not for digits)
+    pad: int = 4  # random-crop padding (CIFAR: 4)
+
+    def __post_init__(self) -> None:
+        for name in ("train", "test"):
+            x, y = getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+            if x.dtype != torch.uint8 or x.dim() != 4 or len(x) != len(y):
+                raise ValueError(f"{name} images must be uint8 NCHW with one label each")
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def halves(self) -> tuple[Split, Split]:
+        """(weights half, architecture half) of the training set, split by index."""
+        n = len(self.train_y)
+        half = n // 2
+        if half == 0:
+            raise ValueError("the training set needs at least two images")
+        w = Split(self.train_x[:half], self.train_y[:half], self)
+        a = Split(self.train_x[half : 2 * half], self.train_y[half : 2 * half], self)
+        return w, a
+
+    def test(self) -> Split:
+        return Split(self.test_x, self.test_y, self)
+
+    def full_train(self) -> Split:
+        return Split(self.train_x, self.train_y, self)
+
+    def to(self, device: torch.device) -> ImageData:
+        """Hold the uint8 images on ``device`` once (GPU-resident small data sets)."""
+        return ImageData(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
+                         self.test_y.to(device), self.num_classes, self.mean, self.std, self.flip,
+                         self.pad)
+
+
+class Split:
+    """A slice of images that yields normalised, optionally augmented minibatches."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, data: ImageData) -> None:
+        self.x, self.y, self.data = x, y, data
+        dev = x.device
+        self._mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1) * 255.0
+        self._std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1) * 255.0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        n = len(self)
+        return n // batch_size if drop_last else (n + batch_size - 1) // batch_size
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self._mean) / self._std
+
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Random crop with zero padding and horizontal flip, batched on the images' device."""
+        b, _, h, w = x.shape
+        p = self.data.pad
+        if p > 0:
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+            rows = (dy.view(b, 1) + torch.arange(h)).to(x.device)
+            cols = (dx.view(b, 1) + torch.arange(w)).to(x.device)
+            idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
+            x = padded.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
+        if self.data.flip:
+            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+            x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+        return x
+
+    def batches(self, batch_size: int, seed: int | None, augment: bool = False,
+                drop_last: bool = False, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Minibatches in a seeded order (``seed=None``: index order). ``start`` skips batches."""
+        n = len(self)
+        gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+        order = torch.randperm(n, generator=gen) if seed is not None else torch.arange(n)
+        order = order.to(self.x.device)
+        stop = n - (n % batch_size) if drop_last else n
+        for i, lo in enumerate(range(0, stop, batch_size)):
+            idx = order[lo : lo + batch_size]
+            if i < start:
+                if augment:  # keep the generator in step so resumed batches match
+                    self.augment(self.x[idx[:1]].expand(len(idx), -1, -1, -1), gen)
+                continue
+            x = self.x[idx]
+            if augment:
+                x = self.augment(x, gen)
+            yield self.normalise(x), self.y[idx]
+
+
+DATASETS: Registry = Registry("dataset")

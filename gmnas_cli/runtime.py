@@ -1,0 +1,62 @@
+"""What every stage needs: device, data halves, search space, experiment directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from omegaconf import DictConfig
+
+from gmnas_cli.data import ImageData, Split, load_dataset
+from gmnas_cli.errors import ConfigError
+from gmnas_cli.experiment import Experiment
+from gmnas_cli.logging import log
+from gmnas_cli.spaces import SearchSpace, build_space
+
+
+def resolve_device(name: str, deterministic: bool) -> torch.device:
+    name = str(getattr(name, "value", name))
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cuda.matmul.allow_tf32 = not deterministic
+        torch.backends.cudnn.allow_tf32 = not deterministic
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+    return dev
+
+
+@dataclass
+class Runtime:
+    cfg: DictConfig
+
+    @cached_property
+    def exp(self) -> Experiment:
+        return Experiment(self.cfg)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.cfg.device, self.cfg.deterministic)
+
+    @cached_property
+    def data(self) -> ImageData:
+        data = load_dataset(self.cfg.dataset)
+        if data.in_channels != self.cfg.dataset.in_channels or data.num_classes != self.cfg.dataset.num_classes:
+            log.info(f"dataset {self.cfg.dataset.name}: {data.in_channels} channels, {data.num_classes} classes")
+        # Small data sets are held on the device as uint8 once; batches are cut and augmented there.
+        return data.to(self.device)
+
+    @cached_property
+    def halves(self) -> tuple[Split, Split]:
+        """(weights half, architecture half) of the training set (DESIGN.md)."""
+        return self.data.halves()
+
+    @cached_property
+    def space(self) -> SearchSpace:
+        return build_space(self.cfg.space, self.cfg.dataset.num_classes, self.cfg.dataset.in_channels)

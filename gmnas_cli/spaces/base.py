@@ -1,0 +1,148 @@
+"""The search-space interface (DESIGN.md "Shape of the code") and the masked supernet base.
+
+An op mask maps each edge name to the list of its enabled op names. Architecture weights are
+one dense tensor ``[num_edges, num_ops]`` over the space's flat edge list; disabled ops have
+weight zero there and are never computed (``Supernet.forward`` only runs active ops).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gmnas_cli.config.schema import SpaceConfig
+from gmnas_cli.errors import ConfigError
+from gmnas_cli.registry import Registry
+
+Mask = dict[str, list[str]]
+Arch = dict[str, str]  # edge name -> chosen op name (only the edges an architecture keeps)
+Active = Sequence[Sequence[int]]  # per edge, the op indices to compute in this forward pass
+
+
+class MixedOp(nn.Module):
+    """All candidate ops of one edge; computes ``sum_k w[k] * op_k(x)`` over active ops only."""
+
+    def __init__(self, ops: dict[str, nn.Module], op_names: Sequence[str]) -> None:
+        super().__init__()
+        self.op_names = list(op_names)
+        self.ops = nn.ModuleList([ops[name] for name in op_names])
+        self._zero = [name == "none" for name in op_names]
+        self._none = op_names.index("none") if "none" in op_names else None
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[int]) -> torch.Tensor:
+        out = None
+        for k in active:
+            if self._zero[k]:  # `none` outputs zeros: w * 0 adds nothing, so it is skipped
+                continue
+            y = self.ops[k](x)
+            y = y * w[k]
+            out = y if out is None else out + y
+        if out is None:  # only `none` active: its zeros have the right shape (stride)
+            if self._none is None:
+                raise RuntimeError("MixedOp called with no active op")
+            return self.ops[self._none](x)
+        return out
+
+
+class Supernet(nn.Module):
+    """A weight-sharing supernet restricted to an op mask."""
+
+    def __init__(self, space: SearchSpace, mask: Mask) -> None:
+        super().__init__()
+        self.space = space
+        self.set_mask(mask)
+
+    def set_mask(self, mask: Mask) -> None:
+        space = self.space
+        self.mask = {e: list(mask[e]) for e in space.edges}
+        self.enabled = [[space.ops.index(o) for o in space.ops if o in self.mask[e]] for e in space.edges]
+        self.register_buffer("mask_tensor", space.mask_tensor(self.mask), persistent=False)
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
+        ...
+
+
+class SearchSpace(ABC):
+    """Edges and op names, a supernet for a mask, shared parameters, derivation and formats."""
+
+    name: str = ""
+
+    def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.ops: list[str] = list(cfg.ops)
+        if not self.ops:
+            raise ConfigError("space.ops must list at least one op")
+        self.edges: list[str] = self.edge_names()
+
+    # -- structure --------------------------------------------------------------------------
+    @abstractmethod
+    def edge_names(self) -> list[str]:
+        """The flat list of edges whose rows the architecture weights have."""
+
+    def full_mask(self) -> Mask:
+        return {e: list(self.ops) for e in self.edges}
+
+    def splittable_edges(self) -> list[str]:
+        """Edges a split may choose (DARTS: normal cells only by default)."""
+        return list(self.edges)
+
+    def splittable_ops(self, mask: Mask, edge: str) -> list[str]:
+        """Enabled ops of ``edge`` that splitting partitions (DARTS excludes `none`)."""
+        return [o for o in mask[edge] if o not in self.cfg.unsplittable_ops]
+
+    def mask_tensor(self, mask: Mask) -> torch.Tensor:
+        return torch.tensor([[o in mask[e] for o in self.ops] for e in self.edges], dtype=torch.bool)
+
+    @abstractmethod
+    def build_supernet(self, mask: Mask) -> Supernet:
+        ...
+
+    @abstractmethod
+    def shared_parameters(self, net: Supernet, edge: str) -> list[nn.Parameter]:
+        """Parameters whose gradients GM compares when ops of ``edge`` are scored (DESIGN.md)."""
+
+    # -- architectures ----------------------------------------------------------------------
+    @abstractmethod
+    def derive(self, weights: torch.Tensor, mask: Mask) -> Arch:
+        """The discrete architecture of the strongest enabled ops (derived argmax)."""
+
+    @abstractmethod
+    def arch_to_str(self, arch: Arch) -> str:
+        ...
+
+    @abstractmethod
+    def str_to_arch(self, text: str) -> Arch:
+        ...
+
+    @abstractmethod
+    def sample_arch(self, mask: Mask, gen: torch.Generator) -> Arch:
+        """A uniformly random architecture inside ``mask`` (RSPS, ranking correlation)."""
+
+    def arch_weights(self, arch: Arch) -> tuple[torch.Tensor, list[list[int]]]:
+        """One-hot weights and active op lists that evaluate ``arch`` in a supernet."""
+        w = torch.zeros(len(self.edges), len(self.ops))
+        active: list[list[int]] = []
+        for i, e in enumerate(self.edges):
+            if e in arch:
+                k = self.ops.index(arch[e])
+                w[i, k] = 1.0
+                active.append([k])
+            else:
+                active.append([])
+        return w, active
+
+    def arch_in_mask(self, arch: Arch, mask: Mask) -> bool:
+        return all(op in mask[e] for e, op in arch.items())
+
+
+SPACES: Registry[type[SearchSpace]] = Registry("space")
+
+
+def build_space(cfg: SpaceConfig, num_classes: int, in_channels: int) -> SearchSpace:
+    return SPACES[cfg.name](cfg, num_classes, in_channels)

@@ -1,0 +1,168 @@
+"""NAS-Bench-201 cell space (Dong & Yang 2020) as used by GM-NAS (paper 4.1, DESIGN.md).
+
+Ops: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3 (`nor_conv` = ReLU-Conv-BN);
+search cells use BN with ``affine=False``; edges in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2;
+macro: stem, N cells, residual reduction, N cells, residual reduction, N cells, BN-ReLU, pool, FC.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gmnas_cli.errors import ConfigError
+from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet
+
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, affine: bool) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
+            # Search cells: affine=False (DESIGN.md) and batch statistics always (our choice: no
+            # running statistics averaged over a mixture of paths).
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=affine),
+        )
+
+
+class Zero(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def nb201_op(name: str, c: int, affine: bool) -> nn.Module:
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(c, c, 1, 1, affine)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(c, c, 3, 1, affine)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ConfigError(f"space.ops: unknown NAS-Bench-201 op {name!r}; valid: {', '.join(NB201_OPS)}")
+
+
+class ResidualReduction(nn.Module):
+    """NAS-Bench-201's residual block between stages (stride 2, doubles channels)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, affine=True)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, affine=True)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class SearchCell(nn.Module):
+    """A cell with ``nodes`` nodes; node i sums edge(j -> i)(node j) over j < i."""
+
+    def __init__(self, c: int, nodes: int, op_names: list[str]) -> None:
+        super().__init__()
+        self.nodes = nodes
+        self.pairs = [(i, j) for i in range(1, nodes) for j in range(i)]
+        self.edges = nn.ModuleList(
+            [MixedOp({o: nb201_op(o, c, affine=False) for o in op_names}, op_names) for _ in self.pairs]
+        )
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
+        states = [x]
+        e = 0
+        for i in range(1, self.nodes):
+            s = None
+            for j in range(i):
+                if active[e]:
+                    y = self.edges[e](states[j], weights[e], active[e])
+                    s = y if s is None else s + y
+                e += 1
+            states.append(s if s is not None else states[0].mul(0.0))
+        return states[-1]
+
+
+class NB201Supernet(Supernet):
+    def __init__(self, space: NB201Space, mask: Mask) -> None:
+        super().__init__(space, mask)
+        c, n = space.cfg.C, space.cfg.N
+        self.stem = nn.Sequential(nn.Conv2d(space.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        cells: list[nn.Module] = []
+        c_prev = c
+        for stage in range(3):
+            c_cur = c * 2**stage
+            if stage > 0:
+                cells.append(ResidualReduction(c_prev, c_cur))
+            cells += [SearchCell(c_cur, space.cfg.nodes, space.ops) for _ in range(n)]
+            c_prev = c_cur
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, space.num_classes)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
+        active = self.enabled if active is None else active
+        h = self.stem(x)
+        for cell in self.cells:
+            h = cell(h, weights, active) if isinstance(cell, SearchCell) else cell(h)
+        h = self.pool(self.lastact(h)).flatten(1)
+        return self.classifier(h)
+
+
+@SPACES.register("nb201")
+class NB201Space(SearchSpace):
+    name = "nb201"
+
+    def edge_names(self) -> list[str]:
+        bad = [o for o in self.cfg.ops if o not in NB201_OPS]
+        if bad:
+            raise ConfigError(f"space.ops: unknown NAS-Bench-201 op {bad[0]!r}; valid: {', '.join(NB201_OPS)}")
+        n = self.cfg.nodes
+        return [f"{i}<-{j}" for i in range(1, n) for j in range(i)]
+
+    def build_supernet(self, mask: Mask) -> NB201Supernet:
+        return NB201Supernet(self, mask)
+
+    def shared_parameters(self, net: Supernet, edge: str) -> list[nn.Parameter]:
+        """Every cell's parameters on every edge but ``edge``, plus the reductions (DESIGN.md)."""
+        k = self.edges.index(edge)
+        params: list[nn.Parameter] = []
+        for cell in net.cells:
+            if isinstance(cell, SearchCell):
+                for e, mixed in enumerate(cell.edges):
+                    if e != k:
+                        params += list(mixed.parameters())
+            else:
+                params += list(cell.parameters())
+        return params
+
+    def derive(self, weights: torch.Tensor, mask: Mask) -> Arch:
+        """Per edge, the enabled op of largest weight (ties: first in op order)."""
+        w = weights.detach().float().cpu().masked_fill(~self.mask_tensor(mask), float("-inf"))
+        return {e: self.ops[int(w[i].argmax())] for i, e in enumerate(self.edges)}
+
+    def arch_to_str(self, arch: Arch) -> str:
+        n = self.cfg.nodes
+        nodes = ["|" + "|".join(f"{arch[f'{i}<-{j}']}~{j}" for j in range(i)) + "|" for i in range(1, n)]
+        return "+".join(nodes)
+
+    def str_to_arch(self, text: str) -> Arch:
+        arch: Arch = {}
+        nodes = text.strip().split("+")
+        if len(nodes) != self.cfg.nodes - 1:
+            raise ValueError(f"not a NAS-Bench-201 string with {self.cfg.nodes} nodes: {text!r}")
+        for i, node in enumerate(nodes, start=1):
+            items = [t for t in node.strip("|").split("|") if t]
+            if len(items) != i:
+                raise ValueError(f"node {i} of {text!r} needs {i} inputs")
+            for item in items:
+                op, _, j = item.partition("~")
+                if op not in NB201_OPS or not j.isdigit() or int(j) >= i:
+                    raise ValueError(f"bad edge {item!r} in {text!r}")
+                arch[f"{i}<-{int(j)}"] = op
+        return arch
+
+    def sample_arch(self, mask: Mask, gen: torch.Generator) -> Arch:
+        return {e: mask[e][int(torch.randint(len(mask[e]), (1,), generator=gen))] for e in self.edges}

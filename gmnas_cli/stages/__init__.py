@@ -1,0 +1,1 @@
+"""Stage entry points: each module's ``main(cfg)`` is one ``gmnas`` subcommand."""

@@ -1,0 +1,98 @@
+"""What every stage does around its work: predecessors, identity check, no-op when done."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from gmnas_cli.algorithms import Algorithm, build_algorithm
+from gmnas_cli.errors import StageError
+from gmnas_cli.logging import log
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.seeding import derive_seed, seed_everything
+from gmnas_cli.spaces import Mask, Supernet
+from gmnas_cli.training.trainer import SupernetTrainer
+
+# Artefacts a forced rerun of a stage discards (relative to the experiment root).
+STAGE_ARTEFACTS = {
+    "warmup": ["tree.json", "nodes", "search", "selection.json", "retrain"],
+    "split": ["search", "selection.json", "retrain"],
+    "search": ["search", "selection.json", "retrain"],
+    "select": ["selection.json", "retrain"],
+    "retrain": ["retrain"],
+}
+
+
+def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None],
+              requires: list[str] = ()) -> Runtime:
+    """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
+    rt = Runtime(cfg)
+    exp = rt.exp
+    for pred in requires:
+        exp.require(pred, stage)
+    if exp.is_done(stage) and not cfg.force:
+        exp.check_identity(stage)
+        log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
+        return rt
+    exp.check_identity(stage)
+    resume = str(getattr(cfg.resume, "value", cfg.resume))
+    if cfg.force or resume == "never":
+        if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
+            raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+        discard(exp.root, stage)
+        exp.clear(stage)
+    exp.root.mkdir(parents=True, exist_ok=True)
+    exp.snapshot_config(stage)
+    seed_everything(int(cfg.seed))
+    start = time.time()
+    info = body(rt) or {}
+    if info.get("incomplete"):
+        return rt
+    exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
+    log.info(f"{stage}: complete ({time.time() - start:.1f}s) in {exp.root}")
+    return rt
+
+
+def _has_artefacts(root: Path, stage: str) -> bool:
+    return any((root / rel).exists() for rel in STAGE_ARTEFACTS.get(stage, []))
+
+
+def discard(root: Path, stage: str) -> None:
+    """Remove a stage's artefacts (and its successors') before a forced rerun."""
+    for rel in STAGE_ARTEFACTS.get(stage, []):
+        p = root / rel
+        if stage == "split" and rel == "nodes":
+            continue
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    if stage == "split" and (root / "nodes").exists():
+        for d in (root / "nodes").iterdir():
+            if d.name != "0":
+                shutil.rmtree(d)
+            else:
+                for f in d.glob("gm_progress*.json"):
+                    f.unlink()
+
+
+def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:
+    """A supernet for ``mask`` with the experiment's initial weights, its algorithm and trainer."""
+    torch.manual_seed(derive_seed(int(rt.cfg.seed), "init"))  # root and restart share one init
+    net: Supernet = rt.space.build_supernet(mask).to(rt.device)
+    if rt.device.type == "cuda" and rt.cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
+    return SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+
+
+def splitting_schedule_epochs(cfg: DictConfig) -> int:
+    """Length of the splitting phase's cosine schedule: warmup before each split."""
+    from gmnas_cli.config.validate import effective_splits
+
+    return int(cfg.warmup_epochs) * max(effective_splits(cfg), 1)

@@ -1,0 +1,75 @@
+"""``gmnas search``: run the base algorithm on every leaf (or ``leaf=ID``) independently.
+
+Each leaf restarts from the root's initial weights after a split phase (``restart=true``,
+paper 3.4; ablation 5.1), or continues from its split-phase weights otherwise; One-Shot
+(no split) continues from the warmed-up root. Per leaf: ``search/<leaf>/ckpt.pt`` every epoch,
+``curve.csv``, and ``result.json`` with the derived architecture and supernet validation metrics.
+Leaves write only inside their own folder, so ``-m leaf=0,1,2,3`` jobs never collide.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from gmnas_cli.config.validate import effective_splits
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.io import load_checkpoint, read_json, write_json
+from gmnas_cli.logging import log
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.stages.common import build_trainer, run_stage
+from gmnas_cli.tree import Node, PartitionTree
+
+
+def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
+    cfg, exp, space = rt.cfg, rt.exp, rt.space
+    out = exp.search_dir(leaf.id)
+    result_path = out / "result.json"
+    if result_path.exists():
+        return read_json(result_path)
+    trainer = build_trainer(rt, leaf.mask, f"search/leaf{leaf.id}")
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        trainer.load(ckpt)
+    elif not (cfg.restart and effective_splits(cfg) > 0):
+        # No restart: start from the leaf's split-phase (or warmed-up) weights, fresh alpha/optimizer.
+        trainer.load_state_dict(load_checkpoint(exp.node_dir(leaf.id) / "ckpt.pt"), weights_only=True)
+    epochs = int(cfg.search_epochs)
+    trainer.fit(epochs, epochs, train_arch=trainer.algo.has_arch_params, ckpt=ckpt, stage="search")
+    if not trainer.history:  # search_epochs=0: still report the supernet's validation metrics
+        val_loss, val_acc = trainer.evaluate()
+    else:
+        val_loss, val_acc = trainer.history[-1]["val_loss"], trainer.history[-1]["val_acc"]
+    arch = trainer.algo.derive()
+    if not space.arch_in_mask(arch, leaf.mask):
+        raise StageError(f"search: leaf {leaf.id} derived {arch} outside its mask")
+    trainer.write_curve(out / "curve.csv")
+    result = {"leaf": leaf.id, "arch": space.arch_to_str(arch), "arch_ops": arch,
+              "val_loss": float(val_loss), "val_acc": float(val_acc), "epochs": epochs,
+              "seconds": round(sum(h["seconds"] for h in trainer.history), 3),
+              "alpha": trainer.algo.alpha.detach().cpu().tolist() if trainer.algo.has_arch_params else None}
+    write_json(result_path, result)
+    log.info(f"search: leaf {leaf.id} -> {result['arch']} (val_loss {val_loss:.4f}, val_acc {val_acc:.4f})")
+    return result
+
+
+def search(rt: Runtime) -> dict:
+    cfg, exp = rt.cfg, rt.exp
+    tree = PartitionTree.load(exp.tree_path)
+    leaves = tree.leaves()
+    if cfg.leaf is not None:
+        chosen = [n for n in leaves if n.id == int(cfg.leaf)]
+        if not chosen:
+            raise ConfigError(f"leaf={cfg.leaf} is not a leaf; leaves: {[n.id for n in leaves]}")
+        leaves = chosen
+    for leaf in leaves:
+        search_leaf(rt, tree, leaf)
+    remaining = [n.id for n in tree.leaves() if not (exp.search_dir(n.id) / "result.json").exists()]
+    if remaining:
+        log.info(f"search: leaves {remaining} still to search; the stage completes with the last one")
+        return {"incomplete": True}
+    return {"leaves": [n.id for n in tree.leaves()]}
+
+
+def main(cfg: DictConfig) -> None:
+    requires = ["warmup", "split"] if effective_splits(cfg) > 0 else ["warmup"]
+    run_stage(cfg, "search", search, requires=requires)

@@ -1,0 +1,85 @@
+"""``gmnas select``: choose among the leaves (paper Appendix C).
+
+``val_loss`` / ``val_acc``: the leaf whose supernet is best on the held-out architecture half
+(Few-Shot NAS's rule); ``max``: the best derived architecture by a benchmark (the paper's oracle on
+NAS-Bench-201); ``successive_halving``: short retrains ranked on the held-out split. We differ
+from the public code here on purpose: nothing is ever ranked on the test split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from gmnas_cli.errors import ConfigError
+from gmnas_cli.io import read_json, write_json
+from gmnas_cli.logging import console
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.stages.common import run_stage
+from gmnas_cli.tree import PartitionTree
+
+
+def candidates(rt: Runtime) -> list[dict[str, Any]]:
+    tree = PartitionTree.load(rt.exp.tree_path)
+    return [read_json(rt.exp.search_dir(n.id) / "result.json") for n in tree.leaves()]
+
+
+def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> dict[int, dict[str, float]] | None:
+    from gmnas_cli.benchmarks import load_benchmark
+
+    bench = load_benchmark(rt.cfg.benchmark)
+    if bench is None:
+        return None
+    return {c["leaf"]: bench.query(c["arch"]) for c in cands}
+
+
+def select(rt: Runtime) -> dict:
+    cfg = rt.cfg
+    crit = str(getattr(cfg.select.criterion, "value", cfg.select.criterion))
+    cands = candidates(rt)
+    looked_up = lookup_all(rt, cands) if cfg.benchmark.name != "none" else None
+    evidence: dict[str, Any] = {}
+    # Ties break towards the lower leaf id: the order of `cands`, and min/max keep the first.
+    if crit == "val_loss":
+        best = min(cands, key=lambda c: c["val_loss"])
+    elif crit == "val_acc":
+        best = max(cands, key=lambda c: c["val_acc"])
+    elif crit == "max":
+        if looked_up is None:
+            raise ConfigError("select.criterion=max needs a benchmark (benchmark=nb201 benchmark.path=...)")
+        metric = cfg.benchmark.metric
+        best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
+        evidence["metric"] = metric
+    else:
+        from gmnas_cli.selection import successive_halving
+
+        best, evidence = successive_halving(rt, cands)
+    for c in cands:
+        c.pop("alpha", None)
+        c["benchmark"] = looked_up[c["leaf"]] if looked_up else None
+    selection = {"criterion": crit, "leaf": best["leaf"], "arch": best["arch"], "candidates": cands,
+                 "benchmark": looked_up[best["leaf"]] if looked_up else None, "evidence": evidence}
+    write_json(rt.exp.selection_path, selection)
+    show(selection)
+    return {"leaf": best["leaf"]}
+
+
+def show(selection: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"selection by {selection['criterion']}")
+    for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
+        table.add_column(col)
+    for c in selection["candidates"]:
+        mark = "*" if c["leaf"] == selection["leaf"] else ""
+        bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
+        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench, c["arch"])
+    console.print(table)
+
+
+def main(cfg: DictConfig) -> None:
+    rt = run_stage(cfg, "select", select, requires=["search"])
+    if rt.exp.selection_path.exists():
+        sel = read_json(rt.exp.selection_path)
+        print(f"selected leaf {sel['leaf']}: {sel['arch']}")

@@ -1,0 +1,65 @@
+"""``gmnas split``: Algorithm 1's splitting phase (paper 3.2-3.4).
+
+For split s = 0..splits-1: every leaf at depth s scores its unsplit edges with the criterion,
+splits the chosen edge into ``branching[s]`` op groups, and each child starts as a copy of the
+parent (weights, optimizer state) with a narrower mask; children then train alpha-frozen for the
+next warmup interval (not after the last split: the search stage restarts the leaves).
+Progress is resumable: the tree is saved after each split node, GM scores after each edge,
+children's checkpoints every epoch.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from gmnas_cli.config.validate import branching_list, effective_splits
+from gmnas_cli.criteria import CRITERIA, SplitContext
+from gmnas_cli.io import load_checkpoint, save_checkpoint
+from gmnas_cli.logging import console, log
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.stages.common import build_trainer, run_stage, splitting_schedule_epochs
+from gmnas_cli.tree import PartitionTree
+
+
+def split(rt: Runtime) -> dict:
+    cfg, exp, space = rt.cfg, rt.exp, rt.space
+    tree = PartitionTree.load(exp.tree_path)
+    n_splits = effective_splits(cfg)
+    if n_splits == 0:
+        log.info("split: criterion=none (One-Shot): the root is the only leaf")
+        return {"leaves": [n.id for n in tree.leaves()]}
+    criterion = CRITERIA[cfg.criterion.name](cfg.criterion)
+    factors = branching_list(cfg)
+    warm = int(cfg.warmup_epochs)
+    for s in range(n_splits):
+        for node in [n for n in tree.nodes if n.depth == s]:
+            if not node.is_leaf:
+                continue
+            trainer = build_trainer(rt, node.mask, f"split/node{node.id}")
+            trainer.load(exp.node_dir(node.id) / "ckpt.pt")
+            ctx = SplitContext(trainer, space, tree, node, factors[s], s, int(cfg.seed),
+                               progress_path=exp.node_dir(node.id) / f"gm_progress_{s}.json")
+            decision = criterion.decide(ctx)
+            parent_state = load_checkpoint(exp.node_dir(node.id) / "ckpt.pt")
+            children = tree.add_children(node, decision.edge, decision.groups, decision.scores,
+                                         epoch=trainer.epoch)
+            for child in children:  # checkpoints first, then the tree that points at them
+                save_checkpoint(exp.node_dir(child.id) / "ckpt.pt", {**parent_state, "mask": child.mask})
+            tree.validate(exp.tree_path)
+            tree.save(exp.tree_path)
+            log.info(f"split {s + 1}/{n_splits}: node {node.id} on edge {decision.edge} -> "
+                     f"{' | '.join(','.join(g) for g in decision.groups)}")
+        if s < n_splits - 1:  # train the children until the next split (alpha frozen)
+            for child in [n for n in tree.nodes if n.depth == s + 1]:
+                trainer = build_trainer(rt, child.mask, f"split/node{child.id}")
+                ckpt = exp.node_dir(child.id) / "ckpt.pt"
+                trainer.load(ckpt)
+                trainer.fit(warm * (s + 2), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
+                            stage="split")
+                trainer.write_curve(exp.node_dir(child.id) / "curve.csv")
+    return {"leaves": [n.id for n in tree.leaves()]}
+
+
+def main(cfg: DictConfig) -> None:
+    rt = run_stage(cfg, "split", split, requires=["warmup"])
+    console.print(PartitionTree.load(rt.exp.tree_path).render())

@@ -1,0 +1,32 @@
+"""``gmnas warmup``: train the root supernet's weights with alpha frozen (paper 3.4, Alg. 1)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.stages.common import build_trainer, run_stage, splitting_schedule_epochs
+from gmnas_cli.tree import PartitionTree
+
+
+def warmup(rt: Runtime) -> dict:
+    cfg, exp = rt.cfg, rt.exp
+    if not exp.tree_path.exists():
+        tree = PartitionTree.with_root(rt.space.full_mask(), space=cfg.space.name, ops=list(rt.space.ops),
+                                       edges=list(rt.space.edges),
+                                       shared_ops=list(cfg.space.unsplittable_ops))
+        tree.save(exp.tree_path)
+    trainer = build_trainer(rt, rt.space.full_mask(), "warmup/node0")
+    ckpt = exp.node_dir(0) / "ckpt.pt"
+    if ckpt.exists():
+        trainer.load(ckpt)
+    trainer.fit(int(cfg.warmup_epochs), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
+                stage="warmup")
+    if not ckpt.exists():  # warmup_epochs=0: the initial weights are the warm state
+        trainer.save(ckpt)
+    trainer.write_curve(exp.node_dir(0) / "curve.csv")
+    return {"epochs": trainer.epoch}
+
+
+def main(cfg: DictConfig) -> None:
+    run_stage(cfg, "warmup", warmup)

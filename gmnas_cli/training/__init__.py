@@ -1,0 +1,1 @@
+"""Supernet training loop with per-epoch checkpoints and exact resume."""

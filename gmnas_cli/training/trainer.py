@@ -1,0 +1,174 @@
+"""Supernet training: weight steps, optional architecture steps, per-epoch checkpoint and resume.
+
+Every random choice of an epoch (data order, augmentation, path sampling) comes from generators
+seeded by (experiment seed, stage, node, epoch), so resuming from the checkpoint written at the
+end of an epoch reproduces the uninterrupted run exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gmnas_cli.algorithms.base import Algorithm
+from gmnas_cli.data import Split
+from gmnas_cli.errors import TrainingDiverged
+from gmnas_cli.io import atomic_write_text, load_checkpoint, save_checkpoint
+from gmnas_cli.logging import log, progress_bar
+from gmnas_cli.seeding import derive_seed, generator
+from gmnas_cli.spaces import Supernet
+
+
+def cosine_lr(lr: float, lr_min: float, epoch: int, total: int) -> float:
+    """Cosine annealing from ``lr`` to ``lr_min`` over ``total`` epochs (Appendix D)."""
+    if total <= 0:
+        return lr
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"{where}: loss is {float(loss)}; stopping (lower train.lr or check the data)")
+
+
+class SupernetTrainer:
+    """Trains one (sub-)supernet; its state is model, optimizers, algorithm state and history."""
+
+    def __init__(self, net: Supernet, algo: Algorithm, cfg: Any, halves: tuple[Split, Split],
+                 device: torch.device, tag: str) -> None:
+        self.net, self.algo, self.cfg = net, algo, cfg
+        self.train_split, self.arch_split = halves
+        self.device = device
+        self.tag = tag  # e.g. "warmup/node0": seeds and messages
+        t = cfg.train
+        self.w_optimizer = torch.optim.SGD(net.parameters(), lr=t.lr, momentum=t.momentum,
+                                           nesterov=t.nesterov, weight_decay=t.weight_decay)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.use_amp = device.type == "cuda" and bool(cfg.amp)
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "w_optimizer": self.w_optimizer.state_dict(),
+                "algo": self.algo.state_dict(), "epoch": self.epoch, "history": list(self.history),
+                "mask": self.net.mask}
+
+    def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
+        self.net.load_state_dict(state["model"])
+        if weights_only:
+            return
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.algo.load_state_dict(state["algo"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+    def save(self, path: Path) -> None:
+        save_checkpoint(path, self.state_dict())
+
+    def load(self, path: Path) -> None:
+        self.load_state_dict(load_checkpoint(path))
+
+    def write_curve(self, path: Path) -> None:
+        if not self.history:
+            return
+        cols = list(self.history[0])
+        lines = [",".join(cols)] + [",".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c])
+                                             for c in cols) for h in self.history]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    # -- steps ------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else nullcontext()
+
+    def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), y)
+
+    def _prep(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        if self.device.type == "cuda" and self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
+            evaluate: bool = True, stage: str = "", schedule_offset: int = 0) -> None:
+        """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs``."""
+        t = self.cfg.train
+        bs = int(t.batch_size)
+        steps = self.train_split.num_batches(bs, drop_last=True)
+        if t.max_steps_per_epoch:
+            steps = min(steps, int(t.max_steps_per_epoch))
+        seed = int(self.cfg.seed)
+        while self.epoch < end_epoch:
+            epoch = self.epoch
+            start = time.time()
+            lr = cosine_lr(t.lr, t.lr_min, epoch - schedule_offset, schedule_epochs)
+            for group in self.w_optimizer.param_groups:
+                group["lr"] = lr
+            self.algo.epoch_start(epoch - schedule_offset, schedule_epochs)
+            self.net.train()
+            gen = generator(seed, self.tag, epoch, "algo")
+            w_batches = self.train_split.batches(bs, derive_seed(seed, self.tag, epoch, "w"), t.augment, True)
+            a_batches = (self.arch_split.batches(bs, derive_seed(seed, self.tag, epoch, "a"), t.augment, True)
+                         if train_arch else None)
+            tot_loss, tot_correct, tot_n = 0.0, 0, 0
+            with progress_bar(f"{self.tag} epoch {epoch + 1}/{end_epoch}", steps) as advance:
+                for step in range(steps):
+                    xb, yb = self._prep(next(w_batches))
+                    if a_batches is not None:
+                        with self._autocast():
+                            self.algo.arch_step((xb, yb), self._prep(next(a_batches)), self.loss_fn,
+                                                self.w_optimizer, gen)
+                    with self._autocast():
+                        weights, active = self.algo.train_weights(gen)
+                        logits = self.net(xb, weights, active)
+                        loss = self.loss_fn(logits, yb)
+                    check_finite(loss, f"{stage or self.tag}: {self.tag}, epoch {epoch + 1}, step {step + 1}")
+                    self.w_optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if t.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.grad_clip)
+                    self.w_optimizer.step()
+                    if self.algo.alpha.grad is not None:
+                        self.algo.alpha.grad = None
+                    n = len(yb)
+                    tot_loss += float(loss.detach()) * n
+                    tot_correct += int((logits.detach().argmax(1) == yb).sum())
+                    tot_n += n
+                    advance(1)
+            record = {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1),
+                      "train_acc": tot_correct / max(tot_n, 1), "lr": lr}
+            if evaluate:
+                val_loss, val_acc = self.evaluate(epoch)
+                record.update(val_loss=val_loss, val_acc=val_acc)
+            record["seconds"] = round(time.time() - start, 3)
+            self.history.append(record)
+            self.epoch = epoch + 1
+            if ckpt is not None:
+                self.save(ckpt)
+            msg = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
+            log.info(f"{self.tag} epoch {epoch + 1}/{end_epoch} {msg} ({record['seconds']:.1f}s)")
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int = 0, split: Split | None = None) -> tuple[float, float]:
+        """Supernet validation loss and accuracy on the architecture half (never the test split)."""
+        split = split or self.arch_split
+        self.net.eval()
+        gen = generator(int(self.cfg.seed), self.tag, epoch, "eval")
+        bs = max(int(self.cfg.train.batch_size), 256)
+        tot_loss, correct, n = 0.0, 0, 0
+        for batch in split.batches(bs, None):
+            x, y = self._prep(batch)
+            weights, active = self.algo.eval_weights(gen)
+            with self._autocast():
+                logits = self.net(x, weights, active)
+            tot_loss += float(self.loss_fn(logits, y)) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+        self.net.train()
+        return tot_loss / max(n, 1), correct / max(n, 1)
