@@ -88,7 +88,7 @@ def run_command(command: str, args: list[str]) -> None:
 
     register_configs()
     module = importlib.import_module(COMMANDS[command][0])
-    sys.argv = ["gmnas", f"hydra.job.name={command}", *args]
+    sys.argv = ["gmnas", *args]
 
     def task(cfg: DictConfig) -> None:
         from gmnas_cli.config.validate import validate

@@ -40,7 +40,7 @@ class RandomPartition(Criterion):
         ops = ctx.ops_of(edge)
         gen = generator(ctx.seed, "random-groups", ctx.leaf.id, ctx.split_index)
         perm = torch.randperm(len(ops), generator=gen).tolist()
-        groups = [sorted((perm[i] for i in range(k, len(ops), ctx.branching))) for k in range(ctx.branching)]
+        groups = [sorted(perm[i] for i in range(k, len(ops), ctx.branching)) for k in range(ctx.branching)]
         groups.sort()
         return SplitDecision(edge, [[ops[i] for i in g] for g in groups], _plain_scores(ctx, edge))
 

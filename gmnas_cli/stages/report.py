@@ -1,0 +1,42 @@
+"""``gmnas report``: tables (paper Tables 1, 3, 4, 6, 7, 8) and plots across experiment directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.logging import log
+from gmnas_cli.report.collect import collect
+from gmnas_cli.report.context import ReportContext
+from gmnas_cli.report.plots import write_plots
+from gmnas_cli.report.render import check_formats, print_table, write_table
+from gmnas_cli.report.tables import TABLES
+
+
+def main(cfg: DictConfig) -> None:
+    """Collect ``cfg.report.experiments``, build ``cfg.report.table``, print it and write files/plots."""
+    rep = cfg.report
+    name = str(rep.table)
+    if name not in TABLES:
+        raise ConfigError(f"report.table={name!r} is unknown; valid: {', '.join(TABLES)}")
+    formats = [str(f) for f in rep.formats]
+    check_formats(formats)
+    patterns = [str(p) for p in rep.experiments]
+    records = collect(patterns)
+    if not records:
+        raise StageError(f"report: no experiment directory (with config/ snapshots) matches "
+                         f"{', '.join(patterns)}")
+    bench_cfg = cfg.get("benchmark")
+    bench = load_benchmark(bench_cfg) if bench_cfg is not None else None
+    metric = str(OmegaConf.select(cfg, "benchmark.metric", default="") or "") if bench is not None else ""
+    ctx = ReportContext(bench=bench, metric=metric)
+    table = TABLES[name](records, ctx)
+    print_table(table)
+    out = Path(str(rep.out))
+    written = write_table(table, out, formats)
+    if rep.plots:
+        written += write_plots(records, ctx, out / "plots")
+    log.info(f"report: {len(records)} experiments -> {len(written)} files in {out}")
