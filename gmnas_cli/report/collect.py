@@ -67,7 +67,7 @@ def read_config(root: Path) -> dict[str, Any]:
         else:
             try:
                 data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-            except Exception as exc:  # noqa: BLE001 - any YAML error is a corrupt artefact
+            except Exception as exc:  # any YAML error: a corrupt artefact
                 raise StageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise StageError(f"{path}: expected a mapping")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +48,12 @@ class ReportContext:
 
     def metric_for(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
         """The reported metric: the report's ``benchmark.metric``, the experiment's, or the first figure."""
+        ds = str(rec.get("dataset.name", ""))
         for m in (self.metric, rec.get("benchmark.metric")):
             if m and m in figs:
-                return m
+                # the same split of the searched data set, if the benchmark has it (cifar10_test -> cifar100_test)
+                own = re.sub(r"^.+?_(valid|test)$", rf"{ds}_\1", m) if ds else m
+                return own if own in figs else m
         return next((k for k in figs if not k.startswith("params")), None)
 
     def accuracy(self, rec: ExperimentRecord) -> float | None:

@@ -101,14 +101,21 @@ def group(records: list[ExperimentRecord], exclude: Iterable[str] = (), label: A
     for g in out:
         by_label.setdefault(label(g.first), []).append(g)
     implied = set(implied)
+    ordered: list[Group] = []
     for same in by_label.values():
-        if len(same) < 2:
-            continue
         keys = sorted({k for g in same for k in g.settings} - implied)
         differing = [k for k in keys if len({_fmt(g.settings.get(k)) for g in same}) > 1]
         for g in same:
             g.suffix = ", ".join(f"{k}={_fmt(g.settings.get(k))}" for k in differing)
-    return out
+        ordered += sorted(same, key=lambda g: [_sortable(g.settings.get(k)) for k in differing])
+    return ordered
+
+
+def _sortable(v: Any) -> tuple[int, float, str]:
+    """Numbers before text, numbers by value (warmup_epochs 0, 5, 15)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, float(v), "")
+    return (1, 0.0, _fmt(v))
 
 
 def labelled(g: Group, text: str) -> str:

@@ -1,0 +1,183 @@
+"""``gmnas report`` on synthetic experiment directories with the artefacts the stages write."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from gmnas_cli.config.schema import Config
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.experiment import Experiment
+from gmnas_cli.stages.report import main
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GMNAS_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
+NATS = SHARED / "nb201" / "nats_bench_test_acc.csv"
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+ARCH_A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+ARCH_B = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+DARTS_V2 = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+    "normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+    "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('max_pool_3x3', 1)], reduce_concat=range(2, 6))"
+)
+
+
+def make_cfg(tmp_path: Path, **over: Any) -> DictConfig:
+    """The composed config: schema defaults + the MISSING groups + ``over`` (a nested dict)."""
+    base = {"space": {"name": "nb201", "ops": NB201_OPS}, "algo": {"name": "darts"},
+            "dataset": {"name": "cifar10"}, "criterion": {"name": "gm"}, "out_dir": str(tmp_path / "outputs"),
+            "report": {"experiments": [str(tmp_path / "outputs" / "*")], "out": str(tmp_path / "report")}}
+    return OmegaConf.merge(OmegaConf.structured(Config), base, over)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def make_experiment(tmp_path: Path, seed: int, figures: list[dict[str, float] | None], archs: list[str],
+                    **over: Any) -> Path:
+    """An experiment with 2 leaves, its config snapshots, tree, search results, curves and selection."""
+    cfg = make_cfg(tmp_path, seed=seed, **over)
+    exp = Experiment(cfg)
+    for stage in ("warmup", "split", "search", "select"):
+        exp.snapshot_config(stage)
+        exp.mark_done(stage, seconds=3600.0)
+    mask = {f"{i}<-{j}": NB201_OPS for i in range(1, 4) for j in range(i)}
+    write_json(exp.tree_path, {"nodes": [
+        {"id": 0, "parent": None, "depth": 0, "mask": mask, "created_epoch": 0,
+         "split": {"edge": "1<-0", "groups": [NB201_OPS[:3], NB201_OPS[3:]], "children": [1, 2], "scores": {}}},
+        {"id": 1, "parent": 0, "depth": 1, "mask": mask, "created_epoch": 15},
+        {"id": 2, "parent": 0, "depth": 1, "mask": mask, "created_epoch": 15}]})
+    cands = []
+    for k, (leaf, arch) in enumerate(zip((1, 2), archs)):
+        result = {"leaf": leaf, "arch": arch, "val_loss": 0.5 + 0.1 * k + 0.01 * seed, "val_acc": 0.8 - 0.1 * k,
+                  "epochs": 3, "seconds": 10.0}
+        write_json(exp.search_dir(leaf) / "result.json", result)
+        pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.0], "train_acc": [0.3, 0.5, 0.7],
+                      "val_loss": [2.1, 1.6, 1.2], "val_acc": [0.3, 0.45, 0.6], "lr": [0.025] * 3,
+                      "seconds": [1.0, 1.0, 1.0]}).to_csv(exp.search_dir(leaf) / "curve.csv", index=False)
+        cands.append({**result, "benchmark": figures[k]})
+    write_json(exp.selection_path, {"criterion": "val_loss", "leaf": 1, "arch": archs[0], "candidates": cands,
+                                    "benchmark": figures[0]})
+    return exp.root
+
+
+def figs(c10: float, c100: float = 70.0) -> dict[str, float]:
+    return {"cifar10_test": c10, "cifar100_test": c100, "imagenet16_test": 40.0}
+
+
+@pytest.fixture
+def two_seeds(tmp_path: Path) -> Path:
+    make_experiment(tmp_path, 0, [figs(94.37), figs(93.0)], [ARCH_A, ARCH_B])
+    make_experiment(tmp_path, 1, [figs(93.37), figs(92.0)], [ARCH_A, ARCH_B])
+    (tmp_path / "outputs" / "report").mkdir()  # no config/: skipped
+    return tmp_path
+
+
+def test_nb201_table_mean_std_and_files(two_seeds: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(make_cfg(two_seeds))
+    out = two_seeds / "report"
+    for name in ("nb201.csv", "nb201_raw.csv", "nb201.md", "nb201.tex"):
+        assert (out / name).stat().st_size > 0, name
+    md = (out / "nb201.md").read_text()
+    assert "GM + DARTS" in md and "93.87 ± 0.50" in md and "CIFAR-10" in md
+    tex = (out / "nb201.tex").read_text()
+    assert r"93.87 $\pm$ 0.50" in tex and "\\begin{tabular}" in tex
+    raw = pd.read_csv(out / "nb201_raw.csv")
+    row = raw[raw["column"] == "cifar10_test"].iloc[0]
+    assert row["mean"] == pytest.approx(93.87) and row["n"] == 2
+    # search on CIFAR-10: only CIFAR-10 columns (paper Table 3 searches each data set separately)
+    assert "cifar100_test" not in set(raw["column"])
+    assert "93.87 ± 0.50" in capsys.readouterr().out
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert len([p for p in plots if p.startswith("curves_") and p.endswith(".png")]) == 2
+    assert len([p for p in plots if p.endswith(".pdf")]) == 2
+    assert not any(p.startswith("warmup_epochs") for p in plots)  # warmup_epochs does not vary
+
+
+def test_lookup_when_selection_has_no_figures(tmp_path: Path) -> None:
+    if not NATS.exists():
+        pytest.skip(f"shared benchmark file {NATS} is absent (set GMNAS_BENCHMARKS)")
+    make_experiment(tmp_path, 0, [None, None], [ARCH_A, ARCH_B])
+    bench = {"name": "nb201", "path": str(NATS), "arch_column": "ArchitectureString", "metric": "cifar10_test",
+             "columns": {"cifar10_test": "CIFAR10TestAccuracy200Epochs",
+                         "cifar100_test": "CIFAR100TestAccuracy200Epochs"}}
+    main(make_cfg(tmp_path, benchmark=bench, report={"formats": ["md"], "plots": False}))
+    md = (tmp_path / "report" / "nb201.md").read_text()
+    assert "94.37 ± 0.00" in md
+    assert "optimal" in md  # the benchmark's best, as paper Table 3's last row
+
+
+def test_ablation_plots(tmp_path: Path) -> None:
+    for w, acc in ((0, 90.0), (5, 93.0), (15, 94.0)):
+        for seed in (0, 1):
+            make_experiment(tmp_path, seed, [figs(acc + seed), figs(80.0)], [ARCH_A, ARCH_B], warmup_epochs=w,
+                            name=f"w{w}-s{seed}")
+    main(make_cfg(tmp_path, report={"table": "criteria", "formats": ["csv"]}))
+    plots = tmp_path / "report" / "plots"
+    assert (plots / "warmup_epochs.png").stat().st_size > 0 and (plots / "warmup_epochs.pdf").exists()
+    assert not (plots / "splits.png").exists()
+    table = pd.read_csv(tmp_path / "report" / "criteria.csv")
+    assert len(table) == 3 and table["Split Criterion"].str.contains("warmup_epochs=").all()
+
+
+@pytest.mark.parametrize("table", ["criteria", "similarity", "selection", "darts"])
+def test_other_tables(two_seeds: Path, table: str) -> None:
+    main(make_cfg(two_seeds, report={"table": table, "plots": False}))
+    assert (two_seeds / "report" / f"{table}.md").read_text().count("\n") >= 3
+
+
+def test_selection_table_compares_criteria(two_seeds: Path) -> None:
+    main(make_cfg(two_seeds, report={"table": "selection", "formats": ["csv"], "plots": False}))
+    df = pd.read_csv(two_seeds / "report" / "selection_raw.csv")
+    assert set(df["column"]) == {"val_acc", "val_loss", "max"}
+    assert df.set_index("column").loc["max", "min"] == pytest.approx(100 - 94.37)
+
+
+def test_ranking_table(two_seeds: Path) -> None:
+    with pytest.raises(StageError, match="ranking.json"):
+        main(make_cfg(two_seeds, report={"table": "ranking", "plots": False}))
+    for seed, rho in ((0, 0.4), (1, 0.5)):
+        name = f"nb201-darts-gm-cifar10-s{seed}"
+        write_json(two_seeds / "outputs" / name / "ranking.json",
+                   {"spearman": {"all": rho, "top_0.2": rho / 2}, "kendall": {"all": rho / 3}, "n": {"all": 50}})
+    main(make_cfg(two_seeds, report={"table": "ranking", "plots": False}))
+    md = (two_seeds / "report" / "ranking.md").read_text()
+    assert "0.450 ± 0.050" in md and "Spearman (top_0.2)" in md
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="valid: criteria, nb201, similarity, ranking, selection, darts"):
+        main(make_cfg(tmp_path, report={"table": "table9"}))
+    with pytest.raises(StageError, match="no experiment directory"):
+        main(make_cfg(tmp_path))
+
+
+def test_darts_table_with_surrogate(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    if not (SHARED / "nb301" / "model_v2.onnx").exists():
+        pytest.skip(f"shared benchmark folder {SHARED / 'nb301'} is absent (set GMNAS_BENCHMARKS)")
+    darts = {"space": {"name": "darts", "ops": ["none", "skip_connect", "sep_conv_3x3"]}, "algo": {"order": 2}}
+    make_experiment(tmp_path, 0, [None, None], [DARTS_V2, DARTS_V2], **darts)
+    root = make_experiment(tmp_path, 1, [None, None], [DARTS_V2, DARTS_V2], **darts)
+    write_json(root / "retrain" / "result.json", {"arch": DARTS_V2, "params_m": 3.3, "test_acc": 97.5,
+                                                  "test_error": 2.5, "epochs": 600, "seconds": 1.0})
+    bench = {"name": "nb301_surrogate", "path": str(SHARED / "nb301"), "metric": "val_acc"}
+    main(make_cfg(tmp_path, benchmark=bench, report={"table": "darts", "formats": ["csv"], "plots": False}))
+    df = pd.read_csv(tmp_path / "report" / "darts.csv")
+    assert df["Architecture"].tolist() == ["GM + DARTS (2nd)"]
+    assert df["Test Error (%) Best"].iloc[0] == pytest.approx(2.5)  # the retrained seed
+    assert df["Params (M)"].iloc[0] == pytest.approx(3.3)
+    raw = pd.read_csv(tmp_path / "report" / "darts_raw.csv").set_index("column")
+    assert raw.loc["test_error", "max"] == pytest.approx(100 - 92.91, abs=0.2)  # surrogate for seed 0
+    assert raw.loc["search_gpu_days", "mean"] == pytest.approx(4 * 3600 / 86400)
