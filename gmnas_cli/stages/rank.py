@@ -1,0 +1,132 @@
+"""``gmnas rank``: ranking correlation of sub-supernet estimates against a benchmark (paper 5.2).
+
+Architectures: ``rank.samples`` drawn uniformly inside the root's mask (row ``all``), plus, for
+each ``p`` in ``rank.top``, the top ``p`` percent of the benchmark table that lie in the space
+(rows ``top_<p>``). Each is estimated by the sub-supernet that owns it (the leaf whose mask
+contains every op of the architecture, after search) on fixed minibatches of the held-out
+architecture half, never the test split. Spearman and Kendall correlations against the benchmark
+metric, with sample sizes, go to ``ranking.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from scipy import stats
+
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.io import load_checkpoint, write_json
+from gmnas_cli.logging import console, log, track
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.seeding import generator
+from gmnas_cli.spaces import Arch
+from gmnas_cli.stages.common import build_trainer
+from gmnas_cli.training.trainer import SupernetTrainer
+from gmnas_cli.tree import Node, PartitionTree
+
+
+def owner(tree: PartitionTree, arch: Arch) -> Node:
+    """The unique leaf whose mask contains ``arch``."""
+    owners = [n for n in tree.leaves() if all(op in n.mask[e] for e, op in arch.items())]
+    if len(owners) != 1:
+        raise StageError(f"rank: {len(owners)} leaves own architecture {arch}; the tree is inconsistent")
+    return owners[0]
+
+
+@torch.no_grad()
+def estimate(trainer: SupernetTrainer, arch: Arch, batches: list, how: str) -> float:
+    """Supernet estimate of one architecture (one-hot path) on fixed validation batches."""
+    weights, active = trainer.net.space.arch_weights(arch)
+    weights = weights.to(trainer.device)
+    trainer.net.eval()
+    loss, correct, n = 0.0, 0, 0
+    for x, y in batches:
+        logits = trainer.net(x, weights, active)
+        loss += float(trainer.loss_fn(logits, y)) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        n += len(y)
+    return correct / n if how == "val_acc" else -loss / n
+
+
+def correlations(est: list[float], truth: list[float]) -> tuple[float | None, float | None]:
+    if len(est) < 3:
+        return None, None
+    rho = stats.spearmanr(est, truth).statistic
+    tau = stats.kendalltau(est, truth).statistic
+    clean = [None if v != v else round(float(v), 6) for v in (rho, tau)]  # NaN: constant input
+    return clean[0], clean[1]
+
+
+def rank(cfg: DictConfig) -> dict[str, Any]:
+    from gmnas_cli.benchmarks import load_benchmark
+
+    rt = Runtime(cfg)
+    exp, space = rt.exp, rt.space
+    exp.require("search", "rank")
+    bench = load_benchmark(cfg.benchmark)
+    if bench is None:
+        raise ConfigError("rank needs a benchmark: benchmark=nb201 benchmark.path=... (or nb301_surrogate)")
+    metric = cfg.benchmark.metric or bench.metrics[0]
+    tree = PartitionTree.load(exp.tree_path)
+    root_mask = tree[0].mask
+    gen = generator(int(cfg.seed), "rank")
+    sets: dict[str, list[str]] = {"all": []}
+    seen: set[str] = set()
+    for _ in range(int(cfg.rank.samples) * 5):
+        if len(sets["all"]) >= int(cfg.rank.samples):
+            break
+        s = space.arch_to_str(space.sample_arch(root_mask, gen))
+        if s not in seen:
+            seen.add(s)
+            sets["all"].append(s)
+    ranked = getattr(bench, "ranked", None)
+    if ranked is not None:
+        table = ranked(metric)
+        for p in cfg.rank.top:
+            k = max(1, int(round(len(table) * float(p) / 100.0)))
+            inside = [a for a, _ in table[:k] if space.arch_in_mask(space.str_to_arch(a), root_mask)]
+            sets[f"top_{p:g}"] = inside
+    else:
+        log.info(f"rank: benchmark {bench.name} is not a full table; only the sampled row is reported")
+    archs = sorted({a for v in sets.values() for a in v})
+    val_batches = [b for _, b in zip(range(int(cfg.rank.batches)),
+                                     rt.halves[1].batches(int(cfg.train.batch_size), None))]
+    trainers: dict[int, SupernetTrainer] = {}
+    est: dict[str, float] = {}
+    truth: dict[str, float] = {}
+    for a in track(archs, "rank: estimating architectures", len(archs)):
+        arch = space.str_to_arch(a)
+        leaf = owner(tree, arch)
+        if leaf.id not in trainers:
+            tr = build_trainer(rt, leaf.mask, f"rank/leaf{leaf.id}")
+            tr.load_state_dict(load_checkpoint(exp.search_dir(leaf.id) / "ckpt.pt"), weights_only=True)
+            trainers[leaf.id] = tr
+        est[a] = estimate(trainers[leaf.id], arch, val_batches, cfg.rank.estimate)
+        truth[a] = bench.query(a)[metric]
+    out: dict[str, Any] = {"metric": metric, "estimate": cfg.rank.estimate, "spearman": {}, "kendall": {}, "n": {}}
+    for name, members in sets.items():
+        rho, tau = correlations([est[a] for a in members], [truth[a] for a in members])
+        out["spearman"][name], out["kendall"][name], out["n"][name] = rho, tau, len(members)
+    write_json(exp.root / "ranking.json", out)
+    show(out)
+    return out
+
+
+def show(out: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"ranking correlation ({out['estimate']} vs {out['metric']})")
+    for col in ("set", "n", "spearman", "kendall"):
+        table.add_column(col)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for name in out["n"]:
+        table.add_row(name, str(out["n"][name]), fmt(out["spearman"][name]), fmt(out["kendall"][name]))
+    console.print(table)
+    for name in out["n"]:
+        print(f"{name}: n={out['n'][name]} spearman={fmt(out['spearman'][name])} kendall={fmt(out['kendall'][name])}")
+
+
+def main(cfg: DictConfig) -> None:
+    rank(cfg)
