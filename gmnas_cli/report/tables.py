@@ -127,13 +127,16 @@ def table_nb201(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
         raise StageError("report: no benchmark figures, retrain results or search results for table=nb201 "
                          "in the collected experiments; pass benchmark=nb201 benchmark.path=<table.csv>")
     head = [(DATASET_NAMES.get(ds, ds), _SPLITS[split]) for ds, split in columns]
+    # One run per row (e.g. `gmnas run`): show the derived NAS-Bench-201 string itself.
+    single = all(len(g.records) == 1 for i, g in enumerate(groups) if i in seeds)
     rows, index, data = [], [], []
     for i, g in enumerate(groups):
         if i not in seeds:
             continue
         label = labelled(g, method_label(g.first))
         index.append(label)
-        rows.append([pm(cells.get((i, col), [])) for col in columns] + [_seeds(seeds[i])])
+        arch = [(g.first.selection or {}).get("arch", "-")] if single else []
+        rows.append([pm(cells.get((i, col), [])) for col in columns] + [_seeds(seeds[i])] + arch)
         data += [{"Method": label, "column": f"{ds}_{split}", **summary(cells.get((i, (ds, split)), []))}
                  for ds, split in columns]
     if ctx.bench is not None:
@@ -145,9 +148,9 @@ def table_nb201(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
                 best.append("-")
         if any(b != "-" for b in best):
             index.append("optimal")
-            rows.append([*best, ""])
-    display = pd.DataFrame(rows, index=pd.Index(index, name="Method"),
-                           columns=pd.MultiIndex.from_tuples([*head, ("Seeds", "")]))
+            rows.append([*best, ""] + ([""] if single else []))
+    tail = [("Seeds", "")] + ([("Architecture", "")] if single else [])
+    display = pd.DataFrame(rows, index=pd.Index(index, name="Method"), columns=pd.MultiIndex.from_tuples([*head, *tail]))
     return Table("nb201", title, display, pd.DataFrame(data))
 
 
