@@ -9,7 +9,7 @@ supernet's op mask. Variants override hooks: ``train_weights`` (weight training)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -77,8 +77,10 @@ class Algorithm:
         """One architecture update; returns the validation loss it used (None: no update)."""
         return None
 
-    def derive(self, val_batches: Callable[[], list[Batch]] | None = None) -> Arch:
-        """The final architecture of this (sub-)supernet."""
+    def derive(self, val_batches: Callable[[], Iterable[Batch]] | None = None,
+               gen: torch.Generator | None = None) -> Arch:
+        """The final architecture of this (sub-)supernet (``val_batches``: architecture-half
+        minibatches, ``gen``: seeded draws, for derivations that score sampled paths)."""
         return self.space.derive(self.probabilities().detach(), self.net.mask)
 
     # -- state ------------------------------------------------------------------------------

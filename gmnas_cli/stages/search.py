@@ -16,6 +16,7 @@ from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.io import load_checkpoint, read_json, write_json
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
+from gmnas_cli.seeding import derive_seed, generator
 from gmnas_cli.stages.common import build_trainer, run_stage
 from gmnas_cli.tree import Node, PartitionTree
 
@@ -39,7 +40,11 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
         val_loss, val_acc = trainer.evaluate()
     else:
         val_loss, val_acc = trainer.history[-1]["val_loss"], trainer.history[-1]["val_acc"]
-    arch = trainer.algo.derive()
+    # Derivations that score sampled paths (RSPS) read the architecture half, seeded per leaf.
+    seed, bs = int(cfg.seed), int(cfg.train.batch_size)
+    arch = trainer.algo.derive(
+        lambda: map(trainer._prep, trainer.arch_split.batches(bs, derive_seed(seed, trainer.tag, "derive"))),
+        gen=generator(seed, trainer.tag, "derive"))
     if not space.arch_in_mask(arch, leaf.mask):
         raise StageError(f"search: leaf {leaf.id} derived {arch} outside its mask")
     trainer.write_curve(out / "curve.csv")

@@ -1,0 +1,232 @@
+"""Base algorithms: DARTS 2nd order, SNAS, GDAS, RSPS on masked (sub-)supernets (~30 s on 2 CPUs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from gmnas_cli.algorithms import ALGORITHMS, build_algorithm
+from gmnas_cli.algorithms.darts2 import unrolled_arch_grad
+from gmnas_cli.algorithms.rsps import path_connected
+from gmnas_cli.config.schema import AlgoConfig, SpaceConfig
+from gmnas_cli.spaces import build_space
+from gmnas_cli.spaces.base import MixedOp
+
+from .conftest import make_cfg
+
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+# ---------------------------------------------------------------- DARTS 2nd order
+
+
+class ToyNet(nn.Module):
+    """A smooth, tiny stand-in for a supernet: 2 mixed edges of 3 ops, BN with running stats."""
+
+    ops = ["tanh", "softplus", "linear"]
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.stem = nn.Linear(5, 4)
+        self.bn = nn.BatchNorm1d(4)
+        make = {"tanh": lambda: nn.Sequential(nn.Linear(4, 4), nn.Tanh()),
+                "softplus": lambda: nn.Sequential(nn.Linear(4, 4), nn.Softplus()),
+                "linear": lambda: nn.Linear(4, 4)}
+        self.edges = nn.ModuleList([MixedOp({o: make[o]() for o in self.ops}, self.ops) for _ in range(2)])
+        self.head = nn.Linear(4, 3)
+        self.register_buffer("mask_tensor", mask, persistent=False)
+        self.enabled = [[k for k in range(3) if mask[e, k]] for e in range(2)]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
+        active = self.enabled if active is None else active
+        h = torch.tanh(self.bn(self.stem(x)))
+        for e, edge in enumerate(self.edges):
+            h = edge(h, weights[e], active[e])
+        return self.head(h)
+
+
+class ToySpace:
+    edges = ["e0", "e1"]
+    ops = ToyNet.ops
+
+
+def _exact_second_order(algo, net: nn.Module, opt: torch.optim.SGD, train, val) -> torch.Tensor:
+    """d/d alpha of L_val(w - xi * SGDstep(w, alpha), alpha) by double backward."""
+    alpha = algo.alpha
+    names = [n for n, p in net.named_parameters()]
+    params = dict(net.named_parameters())
+    weights = algo.probabilities()
+    loss_t = F.cross_entropy(functional_call(net, params, (train[0], weights)), train[1])
+    grads = torch.autograd.grad(loss_t, list(params.values()), create_graph=True, allow_unused=True)
+    g = opt.param_groups[0]
+    lr, mu, wd, nesterov = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
+    new = {}
+    for n, gr in zip(names, grads):
+        p = params[n]
+        if gr is None:
+            new[n] = p
+            continue
+        d = gr + wd * p
+        buf = opt.state[p]["momentum_buffer"] * mu + d
+        new[n] = p - lr * (d + mu * buf if nesterov else buf)
+    loss_v = F.cross_entropy(functional_call(net, new, (val[0], weights)), val[1])
+    return torch.autograd.grad(loss_v, alpha)[0]
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_second_order_matches_double_backward(nesterov: bool) -> None:
+    torch.manual_seed(0)
+    mask = torch.tensor([[True, True, True], [True, False, True]])  # one disabled op: never moved
+    net = ToyNet(mask).double()
+    algo = ALGORITHMS["darts"](AlgoConfig(name="darts", order=2, unrolled_eps=0.01), ToySpace(), net)
+    algo.alpha = (0.5 * torch.randn(2, 3, dtype=torch.float64)).requires_grad_()
+    algo.arch_optimizer = torch.optim.Adam([algo.alpha], lr=3e-4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=nesterov, weight_decay=5e-3)
+    x = torch.randn(24, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (24,))
+    train, val = (x[:12], y[:12]), (x[12:], y[12:])
+    # One real step first, so that the momentum buffers exist.
+    F.cross_entropy(net(train[0], algo.probabilities().detach()), train[1]).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fd, loss = unrolled_arch_grad(algo, train, val, F.cross_entropy, opt)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN stats restored
+    assert all(p.grad is None for p in net.parameters())
+    assert loss > 0
+
+    exact = _exact_second_order(algo, net, opt, train, val)
+    first = torch.autograd.grad(F.cross_entropy(net(val[0], algo.probabilities()), val[1]), algo.alpha)[0]
+    rel = float((fd - exact).norm() / exact.norm())
+    print(f"relative error {rel:.2e}")
+    assert rel < 1e-4, rel
+    assert float((first - exact).norm() / exact.norm()) > 10 * rel  # the Hessian term matters
+    assert torch.all(fd[~mask] == 0)
+
+
+# ---------------------------------------------------------------- SNAS, GDAS, RSPS
+
+
+def _nb201(mask_ops: dict[str, list[str]] | None = None, algo: str = "snas", **kw):
+    space = build_space(SpaceConfig(name="nb201", ops=NB201_OPS, C=4, N=1), 10, 1)
+    mask = space.full_mask()
+    mask.update(mask_ops or {})
+    net = space.build_supernet(mask)
+    cfg = AlgoConfig(name=algo, **kw)
+    return space, net, build_algorithm(cfg, space, net)
+
+
+NARROW = {"1<-0": ["skip_connect", "nor_conv_3x3"], "2<-1": ["none", "avg_pool_3x3"], "3<-2": ["nor_conv_1x1"]}
+
+
+def test_snas_samples_only_enabled_ops_and_sharpen() -> None:
+    space, net, algo = _nb201(NARROW, "snas", tau_max=1.0, tau_min=1e-3)
+    with torch.no_grad():
+        algo.alpha.normal_()
+    gen = torch.Generator().manual_seed(1)
+    algo.epoch_start(0, 5)
+    assert algo.tau == 1.0
+    for _ in range(20):
+        w, active = algo.train_weights(gen)
+        assert active is None
+        assert torch.all(w[~net.mask_tensor] == 0)
+        assert torch.all(w[net.mask_tensor] > 0)
+        assert torch.allclose(w.sum(-1), torch.ones(len(space.edges)))
+    soft = min(float(algo.train_weights(gen)[0].detach().max(-1).values.min()) for _ in range(5))
+    algo.epoch_start(4, 5)
+    assert algo.tau == pytest.approx(1e-3)
+    for _ in range(20):
+        w, _ = algo.train_weights(gen)
+        assert torch.all(w[~net.mask_tensor] == 0)
+        assert float(w.detach().max(-1).values.min()) > 0.99
+    assert soft < 0.99
+    # Gradient flows to enabled alpha entries only.
+    w, _ = algo.train_weights(gen)
+    loss = net(torch.randn(2, 1, 8, 8), w).sum()
+    loss.backward()
+    assert torch.isfinite(algo.alpha.grad).all() and torch.all(algo.alpha.grad[~net.mask_tensor] == 0)
+
+
+def test_gdas_computes_only_the_sampled_op() -> None:
+    space, net, algo = _nb201(NARROW, "gdas", tau_max=10.0, tau_min=0.1)
+    algo.epoch_start(0, 10)
+    assert algo.tau == 10.0
+    calls: list[tuple[int, int]] = []
+    for cell in net.cells:
+        for e, mixed in enumerate(getattr(cell, "edges", [])):
+            for k, op in enumerate(mixed.ops):
+                op.register_forward_hook(lambda m, i, o, e=e, k=k: calls.append((e, k)))
+    gen = torch.Generator().manual_seed(2)
+    seen = set()
+    for _ in range(10):
+        w, active = algo.train_weights(gen)
+        assert all(len(a) == 1 and net.mask_tensor[e, a[0]] for e, a in enumerate(active))
+        assert torch.all(w[~net.mask_tensor] == 0)
+        for e, a in enumerate(active):
+            others = [k for k in range(len(space.ops)) if k != a[0]]
+            assert torch.all(w[e, others] == 0) and float(w[e, a[0]].detach()) == pytest.approx(1.0)
+        calls.clear()
+        algo.alpha.grad = None
+        net(torch.randn(2, 1, 8, 8), w, active).square().mean().backward()
+        assert set(calls) <= {(e, a[0]) for e, a in enumerate(active)}
+        assert all(c[1] == a[0] for c in calls for a in [active[c[0]]])
+        seen |= {(e, a[0]) for e, a in enumerate(active)}
+        g = algo.alpha.grad
+        assert torch.isfinite(g).all() and torch.all(g[~net.mask_tensor] == 0)
+    assert len(seen) > len(space.edges)  # draws vary
+
+
+MANY_NONE = {"1<-0": ["none", "skip_connect"], "2<-0": ["none", "nor_conv_1x1"], "2<-1": ["none", "avg_pool_3x3"],
+             "3<-0": ["none", "nor_conv_3x3"], "3<-1": ["none"], "3<-2": ["none", "skip_connect"]}
+
+
+def test_rsps_paths_inside_mask_and_connected() -> None:
+    assert not path_connected({"1<-0": "skip_connect", "2<-0": "none", "2<-1": "none", "3<-0": "none",
+                               "3<-1": "none", "3<-2": "skip_connect"})
+    assert path_connected({"1<-0": "none", "2<-0": "skip_connect", "2<-1": "none", "3<-0": "none",
+                           "3<-1": "none", "3<-2": "avg_pool_3x3"})
+    space, net, algo = _nb201(MANY_NONE, "rsps", eval_archs=3, eval_batches=1)
+    assert not algo.has_arch_params
+    gen = torch.Generator().manual_seed(3)
+    paths = set()
+    for _ in range(60):
+        w, active = algo.train_weights(gen)
+        arch = {e: space.ops[a[0]] for e, a in zip(space.edges, active)}
+        assert space.arch_in_mask(arch, net.mask) and path_connected(arch)
+        assert torch.equal(w.sum(-1), torch.ones(len(space.edges))) and torch.all(w[~net.mask_tensor] == 0)
+        paths.add(space.arch_to_str(arch))
+    assert len(paths) > 5
+    batches = [(torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,)))]
+    archs = [algo.derive(lambda: iter(batches), torch.Generator().manual_seed(4)) for _ in range(2)]
+    assert archs[0] == archs[1] and space.arch_in_mask(archs[0], net.mask) and path_connected(archs[0])
+
+
+# ---------------------------------------------------------------- stages, smoke preset
+
+
+@pytest.mark.parametrize("algo", ["darts", "darts2", "snas", "gdas", "rsps"])
+def test_stages_derive_inside_leaf_masks(tmp_path: Path, algo: str) -> None:
+    from gmnas_cli.stages import search, select, split, warmup
+
+    name, order = ("darts", 2) if algo == "darts2" else (algo, 1)
+    cfg = make_cfg(tmp_path, "experiment=smoke", f"algo={name}", f"algo.order={order}", "criterion=gm",
+                   "space=nb201", "name=x")
+    for stage in (warmup, split, search, select):
+        stage.main(cfg)
+    root = tmp_path / "x"
+    tree = json.loads((root / "tree.json").read_text())
+    leaves = [n for n in tree["nodes"] if not any(m["parent"] == n["id"] for m in tree["nodes"])]
+    assert len(leaves) == 4
+    for leaf in leaves:
+        result = json.loads((root / "search" / str(leaf["id"]) / "result.json").read_text())
+        assert all(op in leaf["mask"][e] for e, op in result["arch_ops"].items())
+        assert (result["alpha"] is None) == (algo == "rsps")
+    assert json.loads((root / "selection.json").read_text())["leaf"] in [n["id"] for n in leaves]
