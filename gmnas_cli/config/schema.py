@@ -57,7 +57,7 @@ class SpaceConfig:
     name: str = MISSING
     ops: list[str] = MISSING  # candidate ops, in the space's canonical order
     C: int = 16  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
-    N: int = 5  # NB201: 5 cells per stage; DARTS: number of cells (8)
+    N: int = 5  # cells per stage; NB201: 5 (DESIGN.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
     nodes: int = 4  # intermediate nodes per cell
     unsplittable_ops: list[str] = field(default_factory=list)  # DARTS: ["none"] (DESIGN.md)
     split_cells: list[str] = field(default_factory=lambda: ["normal"])  # DARTS: normal cells only
@@ -142,7 +142,7 @@ class SelectConfig:
 
 @dataclass
 class RetrainConfig:
-    """Evaluation protocol (DARTS: Appendix D.2)."""
+    """Evaluation protocol (DARTS: Appendix D.2); presets in ``conf/retrain/``."""
 
     epochs: int = 600
     C: int = 36
@@ -156,6 +156,12 @@ class RetrainConfig:
     auxiliary_weight: float = 0.4
     grad_clip: float = 5.0
     max_steps_per_epoch: int = 0
+    network: str = "cifar"  # DARTS space: cifar (NetworkCIFAR) | imagenet (mobile setting, NetworkImageNet)
+    lr_min: float = 0.0  # cosine floor (DARTS train.py: CosineAnnealingLR, eta_min 0)
+    lr_schedule: str = "cosine"  # cosine | exponential (DARTS ImageNet: lr * lr_gamma**epoch)
+    lr_gamma: float = 0.97  # exponential decay per epoch (DARTS train_imagenet.py)
+    nesterov: bool = False  # DARTS: plain momentum; NAS-Bench-201 protocol: Nesterov
+    label_smoothing: float = 0.0  # DARTS ImageNet: 0.1
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,6 +140,17 @@ class SearchSpace(ABC):
 
     def arch_in_mask(self, arch: Arch, mask: Mask) -> bool:
         return all(op in mask[e] for e, op in arch.items())
+
+    # -- evaluation -------------------------------------------------------------------------
+    def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
+        """The stand-alone network of ``arch`` for retraining (``retrain`` stage, successive halving).
+
+        Its ``forward(x)`` returns logits, or ``(logits, aux_logits)`` in training mode when it has
+        an auxiliary head.
+        """
+        raise NotImplementedError(f"space {self.name!r} cannot build a stand-alone network for retraining "
+                                  f"(it has no build_network); use a benchmark lookup or another space")
+
 
 
 SPACES: Registry[type[SearchSpace]] = Registry("space")

@@ -7,6 +7,8 @@ macro: stem, N cells, residual reduction, N cells, residual reduction, N cells, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -62,12 +64,12 @@ class ResidualReduction(nn.Module):
 class SearchCell(nn.Module):
     """A cell with ``nodes`` nodes; node i sums edge(j -> i)(node j) over j < i."""
 
-    def __init__(self, c: int, nodes: int, op_names: list[str]) -> None:
+    def __init__(self, c: int, nodes: int, op_names: list[str], affine: bool = False) -> None:
         super().__init__()
         self.nodes = nodes
         self.pairs = [(i, j) for i in range(1, nodes) for j in range(i)]
         self.edges = nn.ModuleList(
-            [MixedOp({o: nb201_op(o, c, affine=False) for o in op_names}, op_names) for _ in self.pairs]
+            [MixedOp({o: nb201_op(o, c, affine=affine) for o in op_names}, op_names) for _ in self.pairs]
         )
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
@@ -85,9 +87,11 @@ class SearchCell(nn.Module):
 
 
 class NB201Supernet(Supernet):
-    def __init__(self, space: NB201Space, mask: Mask) -> None:
+    def __init__(self, space: NB201Space, mask: Mask, c: int | None = None, n: int | None = None,
+                 affine: bool = False) -> None:
         super().__init__(space, mask)
-        c, n = space.cfg.C, space.cfg.N
+        c = space.cfg.C if c is None else c
+        n = space.cfg.N if n is None else n
         self.stem = nn.Sequential(nn.Conv2d(space.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         cells: list[nn.Module] = []
         c_prev = c
@@ -95,7 +99,7 @@ class NB201Supernet(Supernet):
             c_cur = c * 2**stage
             if stage > 0:
                 cells.append(ResidualReduction(c_prev, c_cur))
-            cells += [SearchCell(c_cur, space.cfg.nodes, space.ops) for _ in range(n)]
+            cells += [SearchCell(c_cur, space.cfg.nodes, space.ops, affine) for _ in range(n)]
             c_prev = c_cur
         self.cells = nn.ModuleList(cells)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
@@ -166,3 +170,36 @@ class NB201Space(SearchSpace):
 
     def sample_arch(self, mask: Mask, gen: torch.Generator) -> Arch:
         return {e: mask[e][int(torch.randint(len(mask[e]), (1,), generator=gen))] for e in self.edges}
+
+    def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
+        """The discrete NAS-Bench-201 network: the supernet restricted to ``arch``'s ops, with affine
+        BN and running statistics (NB201's evaluation cells), ``retrain.C`` channels and
+        ``retrain.layers = 3N + 2`` (17: N=5, the benchmark's network)."""
+        layers = int(retrain_cfg.layers)
+        if layers < 2 or (layers - 2) % 3:
+            raise ConfigError(f"retrain.layers={layers}: NAS-Bench-201 networks have 3N + 2 layers (17: N=5)")
+        if num_classes != self.num_classes or in_channels != self.in_channels:
+            space = type(self)(self.cfg, num_classes, in_channels)
+        else:
+            space = self
+        return NB201Network(space, arch, int(retrain_cfg.C), (layers - 2) // 3)
+
+
+class NB201Network(nn.Module):
+    """A discrete NAS-Bench-201 architecture; ``forward(x)`` returns logits."""
+
+    def __init__(self, space: NB201Space, arch: Arch, c: int, n: int) -> None:
+        super().__init__()
+        self.net = NB201Supernet(space, {e: [arch[e]] for e in space.edges}, c=c, n=n, affine=True)
+        weights, active = space.arch_weights(arch)
+        for cell in self.net.cells:  # keep only the chosen op of every edge (no unused parameters)
+            if isinstance(cell, SearchCell):
+                for mixed, keep in zip(cell.edges, active):
+                    for k in range(len(mixed.ops)):
+                        if k not in keep:
+                            mixed.ops[k] = Zero()
+        self.register_buffer("weights", weights, persistent=False)
+        self.active = active
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.weights, self.active)

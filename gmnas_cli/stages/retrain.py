@@ -1,0 +1,81 @@
+"""``gmnas retrain``: train the selected architecture from scratch, or look it up in a benchmark.
+
+On NAS-Bench-201 with a benchmark table (``benchmark.name != none``) the lookup replaces training
+(DESIGN.md). Otherwise the space's evaluation network is trained on the full training set (both
+halves) under ``cfg.retrain`` (DARTS protocol: paper Appendix D.2), checkpointed to
+``retrain/ckpt.pt`` after every epoch (an interrupted run resumes there), and evaluated once on the
+test split. Writes ``retrain/result.json``: arch, params_m, test_acc (0..1), test_error (%),
+epochs, seconds, benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from omegaconf import DictConfig
+
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.io import read_json, write_json
+from gmnas_cli.logging import log
+from gmnas_cli.runtime import Runtime
+from gmnas_cli.stages.common import run_stage
+
+
+def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
+    """The benchmark's metrics for ``arch_str``; test accuracy from ``benchmark.metric`` (in %)."""
+    from gmnas_cli.benchmarks import load_benchmark
+
+    start = time.time()
+    bench = load_benchmark(cfg.benchmark)
+    if bench is None:
+        raise ConfigError("retrain: benchmark.name is set but no benchmark was opened")
+    values = {k: float(v) for k, v in bench.query(arch_str).items()}
+    metric = str(cfg.benchmark.metric or "")
+    if metric and metric not in values:
+        raise StageError(f"retrain: benchmark.metric={metric!r} is not among the benchmark's metrics "
+                         f"({', '.join(values)})")
+    acc = values[metric] if metric else None
+    return {"params_m": None, "test_acc": None if acc is None else acc / 100.0,
+            "test_error": None if acc is None else round(100.0 - acc, 4), "epochs": 0,
+            "seconds": round(time.time() - start, 3), "benchmark": values}
+
+
+def retrain(rt: Runtime) -> dict:
+    cfg, exp = rt.cfg, rt.exp
+    out = exp.retrain_dir
+    result_path = out / "result.json"
+    if result_path.exists():  # finished before an interruption of the bookkeeping
+        result = read_json(result_path)
+        return {"test_error": result.get("test_error")}
+    selection = read_json(exp.selection_path)
+    arch_str = str(selection["arch"])
+    if cfg.space.name == "nb201" and cfg.benchmark.name != "none":
+        result = benchmark_result(cfg, arch_str)
+        log.info(f"retrain: benchmark lookup of {arch_str}: {result['benchmark']}")
+    else:
+        from gmnas_cli.training.retrain import retrain_from_scratch
+
+        try:
+            arch = rt.space.str_to_arch(arch_str)
+        except ValueError as err:
+            raise StageError(f"retrain: {exp.selection_path}: {err}") from None
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            result = {**retrain_from_scratch(rt, arch, out), "benchmark": None}
+        except NotImplementedError as err:
+            raise ConfigError(f"retrain: {err}") from None
+        log.info(f"retrain: {arch_str}: {result['params_m']:.3f}M parameters, test error "
+                 f"{result['test_error']:.2f}% after {result['epochs']} epochs")
+    result = {"arch": arch_str, "leaf": selection.get("leaf"), **result}
+    write_json(result_path, result)
+    return {"test_error": result["test_error"]}
+
+
+def main(cfg: DictConfig) -> None:
+    rt = run_stage(cfg, "retrain", retrain, requires=["select"])
+    path = rt.exp.retrain_dir / "result.json"
+    if path.exists():
+        res = read_json(path)
+        err = res.get("test_error")
+        print(f"retrain: {res['arch']}: test error {err if err is None else f'{err:.2f}%'}")
