@@ -158,7 +158,7 @@ def test_paper_darts_presets(tmp_path, preset):
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert (cfg.space.name, cfg.algo.name, cfg.algo.order, cfg.criterion.name) == ("darts", algo, order, crit)
     assert cfg.dataset.name == "cifar10" and cfg.select.criterion.value == "successive_halving"
-    assert cfg.name == f"{preset}-s2" and cfg.retrain.layers == 20
+    assert cfg.name == f"{preset}-cifar10-s2" and cfg.retrain.layers == 20
     if crit == "gm":
         assert (cfg.warmup_epochs, cfg.splits, cfg.branching, cfg.search_epochs) == (2, 3, 2, 15)
     else:
