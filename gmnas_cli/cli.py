@@ -81,7 +81,9 @@ def main() -> None:
 def run_command(command: str, args: list[str]) -> None:
     """Run one command as its own Hydra application (no change of working directory)."""
     import hydra
+    from hydra.errors import HydraException
     from omegaconf import DictConfig
+    from omegaconf.errors import OmegaConfBaseException
 
     from gmnas_cli.config import register_configs
     from gmnas_cli.errors import GmnasError
@@ -90,10 +92,14 @@ def run_command(command: str, args: list[str]) -> None:
     module = importlib.import_module(COMMANDS[command][0])
     sys.argv = ["gmnas", *args]
 
+    started = False
+
     def task(cfg: DictConfig) -> None:
         from gmnas_cli.config.validate import validate
         from gmnas_cli.logging import set_quiet
 
+        nonlocal started
+        started = True  # from here on, errors are ours (or bugs with a traceback)
         try:
             set_quiet(bool(cfg.quiet))
             validate(cfg, command)
@@ -106,7 +112,45 @@ def run_command(command: str, args: list[str]) -> None:
             sys.exit(4)
 
     task.__module__ = module.__name__
-    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task)()
+    # Hydra reports a bad override (unknown key, wrong type, unknown option) in several lines; let it
+    # raise instead and report it in one line, like our own errors (HYDRA_FULL_ERROR=1: traceback).
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task)()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full_error or started:
+            raise
+        print(f"gmnas {command}: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def one_line(err: BaseException) -> str:
+    """A Hydra/OmegaConf error and its cause in one line (key, value and valid options kept)."""
+    text = str(err)
+    override = getattr(err, "override", None)  # a syntax error in an override
+    if isinstance(override, str) and override not in text:
+        text = f"cannot parse override {override!r}: {text}"
+    if err.__cause__ is not None and str(err.__cause__) not in text:
+        text += "\n" + str(err.__cause__)
+    out, listing = "", False
+    for line in (raw.strip() for raw in text.splitlines()):
+        if line.startswith("Config search path"):
+            break
+        if not line or line.startswith(("full_key:", "object_type=", "reference_type=", "To append to your config",
+                                        "Set the environment")):
+            continue
+        if not out:
+            out = line
+        elif listing and " " not in line:  # an option of a list such as "Available options in 'space':"
+            out += (" " if out.endswith(":") else ", ") + line
+        else:
+            out = out.rstrip(".") + ("" if out.endswith(":") else ";") + " " + line
+        listing = line.endswith(":") or (listing and " " not in line)
+    return out
 
 
 if __name__ == "__main__":

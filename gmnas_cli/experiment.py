@@ -99,7 +99,9 @@ class Experiment:
         if self.cfg.force:
             return
         mine = identity(self.cfg, stage)
-        for snap in sorted((self.root / "config").glob("*.json")) if (self.root / "config").exists() else []:
+        snaps = sorted((self.root / "config").glob("*.json")) if (self.root / "config").exists() else []
+        order = [stage, *STAGE_ORDER]  # name this stage's own change first
+        for snap in sorted(snaps, key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem)):
             other_stage = snap.stem
             theirs = read_json(snap)
             keys = set(mine) & set(theirs)

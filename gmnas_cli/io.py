@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
 import os
+import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,25 +18,80 @@ import torch
 from gmnas_cli.errors import StageError
 
 _MAGIC = b"GMNASCKPT1\n"
+_KILL_COUNTS: dict[str, int] = {}
+
+
+def kill_point(event: str) -> None:
+    """Test hook: ``GMNAS_TEST_KILL_AFTER=<event pattern>:<n>`` SIGKILLs this process at the n-th
+    matching event, e.g. ``write:ckpt.pt:2`` (after the 2nd checkpoint write), ``temp:*:1`` (a
+    temporary file written, not yet renamed), ``rotated:ckpt.pt:1`` (``.prev`` updated, the new
+    checkpoint not yet written). Unset: nothing happens."""
+    spec = os.environ.get("GMNAS_TEST_KILL_AFTER")
+    if not spec:
+        return
+    pattern, _, count = spec.rpartition(":")
+    if fnmatch.fnmatchcase(event, pattern):
+        _KILL_COUNTS[pattern] = _KILL_COUNTS.get(pattern, 0) + 1
+        if _KILL_COUNTS[pattern] == int(count):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _temp_path(path: Path) -> str:
+    """A fresh temporary name next to ``path``; it carries our pid (see ``remove_stale_temps``)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return tmp
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half."""
+    """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half.
+
+    On any error (disk full, permissions) the temporary file is removed and the OSError names ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_path(path)
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        kill_point(f"temp:{path.name}")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(path)
+        raise
+    kill_point(f"write:{path.name}")
+
+
+def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
+    """Remove temporary files under ``root`` left by killed writers (their pid is gone)."""
+    removed = []
+    for p in Path(root).rglob(".*.tmp"):
+        m = p.name.rsplit(".", 3)
+        pid = int(m[1]) if len(m) == 4 and m[1].isdigit() else None
+        if pid is None or pid == os.getpid():
+            continue
         try:
-            os.unlink(tmp)
+            os.kill(pid, 0)
+            continue  # a live writer (e.g. a parallel leaf job)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
         except FileNotFoundError:
             pass
-        raise
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -49,29 +107,68 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise StageError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise StageError(f"{path}: not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
+
+
+def prev_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def checkpoint_exists(path: str | os.PathLike) -> bool:
+    """``path`` or its ``.prev`` exists: there is something to resume from."""
+    return Path(path).exists() or prev_path(path).exists()
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Save ``state`` with a SHA-256 header; the previous good file is kept as ``<name>.prev``."""
+    """Save ``state`` with a SHA-256 header; the previous good file is kept as ``<name>.prev``.
+
+    ``path`` itself never disappears: the old file is hard-linked (or copied) to ``.prev``, then the
+    new one replaces it atomically, so a kill at any point leaves a loadable checkpoint. A corrupt
+    old file is not rotated: ``.prev`` keeps the last good state.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
     path = Path(path)
-    if path.exists():
-        os.replace(path, path.with_name(path.name + ".prev"))
+    if _is_valid(path):
+        tmp = _temp_path(path)
+        try:
+            os.unlink(tmp)
+            try:
+                os.link(path, tmp)
+            except OSError:  # no hard links on this file system
+                shutil.copyfile(path, tmp)
+            os.replace(tmp, prev_path(path))
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+        kill_point(f"rotated:{path.name}")
     atomic_write_bytes(path, _MAGIC + digest + b"\n" + payload)
 
 
-def _read_verified(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
+def _is_valid(path: Path) -> bool:
+    try:
+        _check(path, path.read_bytes())
+        return True
+    except (OSError, StageError):
+        return False
+
+
+def _check(path: Path, raw: bytes) -> bytes:
     if not raw.startswith(_MAGIC) or len(raw) < len(_MAGIC) + 65:
         raise StageError(f"checkpoint {path} is truncated or not a gmnas checkpoint")
     digest = raw[len(_MAGIC) : len(_MAGIC) + 64]
     payload = raw[len(_MAGIC) + 65 :]
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise StageError(f"checkpoint {path} is corrupted (checksum mismatch)")
+    return payload
+
+
+def _read_verified(path: Path) -> dict[str, Any]:
+    payload = _check(path, path.read_bytes())
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
 
 
@@ -81,10 +178,15 @@ def load_checkpoint(path: str | os.PathLike, fallback: bool = True) -> dict[str,
     try:
         return _read_verified(path)
     except (StageError, FileNotFoundError) as err:
-        prev = path.with_name(path.name + ".prev")
-        if fallback and prev.exists():
-            from gmnas_cli.logging import log
+        prev = prev_path(path)
+        if not fallback or not prev.exists():
+            if isinstance(err, StageError) and fallback:
+                raise StageError(f"{err}; no previous checkpoint {prev.name} to fall back to") from None
+            raise
+        from gmnas_cli.logging import log
 
-            log.warning(f"{path}: {err}; falling back to the previous good checkpoint {prev}")
+        log.warning(f"{err}; falling back to the previous checkpoint {prev}")
+        try:
             return _read_verified(prev)
-        raise
+        except StageError as prev_err:
+            raise StageError(f"{err}, and {prev_err}") from None

@@ -110,6 +110,11 @@ class PartitionTree:
                 raise StageError(f"{where}: node at position {i} has id {n.id}")
             if (n.parent is None) != (i == 0):
                 raise StageError(f"{where}: node {i} has parent {n.parent!r}")
+            if n.parent is not None and (isinstance(n.parent, bool) or not isinstance(n.parent, int)
+                                         or not 0 <= n.parent < i):
+                raise StageError(f"{where}: node {i} has parent {n.parent!r}, which is not an earlier node")
+            if n.parent is not None and i not in (self.nodes[n.parent].split or {}).get("children", []):
+                raise StageError(f"{where}: node {i} has parent {n.parent}, which does not list it as a child")
             if n.parent is not None and n.depth != self.nodes[n.parent].depth + 1:
                 raise StageError(f"{where}: node {i} has depth {n.depth}, parent depth "
                                  f"{self.nodes[n.parent].depth}")

@@ -11,19 +11,21 @@ import torch
 from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import Algorithm, build_algorithm
-from gmnas_cli.errors import StageError
+from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.io import remove_stale_temps
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
 from gmnas_cli.spaces import Mask, Supernet
 from gmnas_cli.training.trainer import SupernetTrainer
+from gmnas_cli.tree import PartitionTree
 
 # Artefacts a forced rerun of a stage discards (relative to the experiment root).
 STAGE_ARTEFACTS = {
-    "warmup": ["tree.json", "nodes", "search", "selection.json", "retrain"],
-    "split": ["search", "selection.json", "retrain"],
-    "search": ["search", "selection.json", "retrain"],
-    "select": ["selection.json", "retrain"],
+    "warmup": ["tree.json", "nodes", "search", "selection.json", "select_sh", "retrain"],
+    "split": ["search", "selection.json", "select_sh", "retrain"],
+    "search": ["search", "selection.json", "select_sh", "retrain"],
+    "select": ["selection.json", "select_sh", "retrain"],
     "retrain": ["retrain"],
 }
 
@@ -41,12 +43,15 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
         return rt
     exp.check_identity(stage)
     resume = str(getattr(cfg.resume, "value", cfg.resume))
+    preflight(rt, stage, discarding=bool(cfg.force) or resume == "never")
     if cfg.force or resume == "never":
         if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
             raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+        exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
         discard(exp.root, stage)
-        exp.clear(stage)
     exp.root.mkdir(parents=True, exist_ok=True)
+    for p in remove_stale_temps(exp.root):
+        log.info(f"{stage}: removed {p}, a temporary file left by an interrupted run")
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
@@ -58,7 +63,26 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     return rt
 
 
+# Stages that read the data set: a missing data set fails before anything is written.
+_DATA_STAGES = ("warmup", "split", "search")
+
+
+def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
+    """Everything bad input can break, checked before the stage writes anything: the device, the
+    data set, and the partition tree (unless a forced warmup is about to replace it)."""
+    _ = rt.device
+    if stage in _DATA_STAGES:
+        _ = rt.data
+    if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
+        leaves = [n.id for n in PartitionTree.load(rt.exp.tree_path).leaves()]
+        if stage == "search" and rt.cfg.leaf is not None and int(rt.cfg.leaf) not in leaves:
+            raise ConfigError(f"leaf={rt.cfg.leaf} is not a leaf; leaves: {leaves}")
+
+
 def _has_artefacts(root: Path, stage: str) -> bool:
+    if stage == "split" and (root / "nodes").exists():
+        if any(d.name != "0" for d in (root / "nodes").iterdir()) or any(root.glob("nodes/0/gm_progress*")):
+            return True
     return any((root / rel).exists() for rel in STAGE_ARTEFACTS.get(stage, []))
 
 
@@ -66,19 +90,21 @@ def discard(root: Path, stage: str) -> None:
     """Remove a stage's artefacts (and its successors') before a forced rerun."""
     for rel in STAGE_ARTEFACTS.get(stage, []):
         p = root / rel
-        if stage == "split" and rel == "nodes":
-            continue
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
     if stage == "split" and (root / "nodes").exists():
+        # GM progress, then the tree back to its root, then the children: any prefix resumes cleanly.
+        for f in root.glob("nodes/0/gm_progress*.json"):
+            f.unlink()
+        if (root / "tree.json").exists():
+            tree = PartitionTree.load(root / "tree.json")
+            tree.nodes[0].split = None
+            PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta).save(root / "tree.json")
         for d in (root / "nodes").iterdir():
             if d.name != "0":
                 shutil.rmtree(d)
-            else:
-                for f in d.glob("gm_progress*.json"):
-                    f.unlink()
 
 
 def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:

@@ -35,8 +35,17 @@ def split(rt: Runtime) -> dict:
         for node in [n for n in tree.nodes if n.depth == s]:
             if not node.is_leaf:
                 continue
-            trainer = build_trainer(rt, node.mask, f"split/node{node.id}")
-            trainer.load(exp.node_dir(node.id) / "ckpt.pt")
+            # The tag that trained this node: a checkpoint that fell back to `.prev` is brought to
+            # its final epoch with the same seeds, so the result equals the uninterrupted one.
+            trainer = build_trainer(rt, node.mask, "warmup/node0" if node.id == 0 else f"split/node{node.id}")
+            ckpt = exp.node_dir(node.id) / "ckpt.pt"
+            trainer.load(ckpt)
+            if trainer.epoch < warm * (s + 1):
+                log.warning(f"split: node {node.id} checkpoint is at epoch {trainer.epoch}; training to "
+                            f"epoch {warm * (s + 1)} again")
+                trainer.fit(warm * (s + 1), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
+                            stage="warmup" if node.id == 0 else "split")
+                trainer.write_curve(exp.node_dir(node.id) / "curve.csv")
             ctx = SplitContext(trainer, space, tree, node, factors[s], s, int(cfg.seed),
                                progress_path=exp.node_dir(node.id) / f"gm_progress_{s}.json")
             decision = criterion.decide(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from gmnas_cli.io import checkpoint_exists
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.stages.common import build_trainer, run_stage, splitting_schedule_epochs
 from gmnas_cli.tree import PartitionTree
@@ -18,7 +19,7 @@ def warmup(rt: Runtime) -> dict:
         tree.save(exp.tree_path)
     trainer = build_trainer(rt, rt.space.full_mask(), "warmup/node0")
     ckpt = exp.node_dir(0) / "ckpt.pt"
-    if ckpt.exists():
+    if checkpoint_exists(ckpt):
         trainer.load(ckpt)
     trainer.fit(int(cfg.warmup_epochs), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
                 stage="warmup")

@@ -34,7 +34,7 @@ def cosine_lr(lr: float, lr_min: float, epoch: int, total: int) -> float:
 
 def check_finite(loss: torch.Tensor, where: str) -> None:
     if not torch.isfinite(loss):
-        raise TrainingDiverged(f"{where}: loss is {float(loss)}; stopping (lower train.lr or check the data)")
+        raise TrainingDiverged(f"{where}: loss is {float(loss.detach())}; stopping (lower train.lr or check the data)")
 
 
 class SupernetTrainer:
