@@ -61,6 +61,8 @@ def _complete_command() -> bool:
 
 
 def main() -> None:
+    # Spinning OpenMP threads slow small CPU models many-fold when cores are shared.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
@@ -102,6 +104,10 @@ def run_command(command: str, args: list[str]) -> None:
         started = True  # from here on, errors are ours (or bugs with a traceback)
         try:
             set_quiet(bool(cfg.quiet))
+            if cfg.threads > 0:
+                import torch
+
+                torch.set_num_threads(int(cfg.threads))
             validate(cfg, command)
             module.main(cfg)
         except GmnasError as err:

@@ -72,6 +72,12 @@ class NB201Table(Benchmark):
         arch = str(col.idxmax())
         return arch, float(col[arch])
 
+    def ranked(self, metric: str) -> list[tuple[str, float]]:
+        """Every architecture of the table, best first by ``metric`` (ties: table order)."""
+        self._check_metric(metric)
+        col = self._values[metric].dropna().sort_values(ascending=False, kind="stable")
+        return [(str(a), float(v)) for a, v in col.items()]
+
 
 # Official API: metric -> (dataset, key of get_more_info). The "cifar10-valid" entry trains on the train half.
 _API_COLUMNS = {

@@ -122,7 +122,8 @@ class CriterionConfig:
     edge_selection: Any = "cut_cost"  # "cut_cost" | "random" | list of edge names
     cut: Cut = Cut.balanced  # Eqn. 3, or Appendix B.3's ncut
     early_stop: bool = False  # stop averaging once decisions are stable (performance issue)
-    early_stop_patience: int = 10
+    early_stop_patience: int = 10  # consecutive minibatches without a change of the decision state
+    early_stop_min_batches: int = 10  # never stop before this many minibatches
     batched_ops: bool = False
 
 
@@ -186,13 +187,34 @@ class ReportConfig:
 
 
 @dataclass
+class RankConfig:
+    """Ranking correlation (paper 5.2, Table 7): sub-supernet estimates against a benchmark."""
+
+    samples: int = 200  # uniformly sampled architectures for the "all" row
+    top: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0])  # top percent by benchmark
+    batches: int = 4  # validation minibatches per architecture estimate
+    estimate: str = "val_acc"  # val_acc | neg_val_loss
+
+
+@dataclass
 class BenchConfig:
+    """``gmnas bench`` (gmnas_cli/bench.py); defaults keep ``make bench`` under 3 min on 2 CPU cores."""
+
     batch_size: int = 64
     image_size: int = 32
-    steps: int = 5
-    warmup_steps: int = 2
+    steps: int = 3  # timed search steps per implementation, alternating ours/reference (ABBA)
+    warmup_steps: int = 1  # untimed steps per implementation first (CPU: peak memory measured here)
     reference: str = "none"  # none | xautodl
-    out: str = "outputs/bench"
+    out: str = "outputs/bench"  # a directory (bench.csv inside) or a .csv path
+    gm_probe_batches: int = 1  # minibatches timed on one edge (configured size), extrapolated; 0: skip
+    gm_compare: bool = True  # full small split with and without criterion.early_stop (proxy below)
+    gm_C: int = 4  # proxy supernet of the early-stop comparison
+    gm_N: int = 1
+    gm_image_size: int = 8
+    gm_batch_size: int = 16
+    gm_batches: int = 40  # scoring minibatches of the proxy split (0: criterion.batches)
+    gm_warm_steps: int = 20  # weight steps on the proxy before scoring
+    threads: int = 1  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
 
 
 @dataclass
@@ -208,6 +230,7 @@ class Config:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
 
     name: str = ""  # experiment directory name; "" builds one from space/algo/criterion/dataset/seed
@@ -226,6 +249,7 @@ class Config:
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # CUDA only
     quiet: bool = False  # no progress bars
+    threads: int = 0  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
 
 
 def register_configs() -> None:
