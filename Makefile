@@ -27,7 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests
 
 bench: $(STAMP)
-	$(BIN)/gmnas bench
+	$(BIN)/pip install -q --no-deps xautodl==1.0.0
+	$(BIN)/gmnas bench bench.reference=xautodl
 
 clean:
 	rm -rf $(VENV) outputs/* multirun

@@ -23,6 +23,68 @@ Arch = dict[str, str]  # edge name -> chosen op name (only the edges an architec
 Active = Sequence[Sequence[int]]  # per edge, the op indices to compute in this forward pass
 
 
+class _WeightedSum(torch.autograd.Function):
+    """``sum_t w.flatten()[index[t]] * ys[t]``: one output buffer, fused multiply-adds.
+
+    Backward: ``g * w_t`` to each term and ``<g, y_t>`` (a dot product, no product tensor) to the
+    weights; the weights get a gradient of their own shape (zero off ``index``). Mathematically
+    the same as ``w_0 * y_0 + w_1 * y_1 + ...``; only float rounding can differ.
+    """
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, index: tuple[int, ...], *ys: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        flat = w.reshape(-1)
+        out = ys[0] * flat[index[0]]
+        dtype = out.dtype
+        for y in ys[1:]:
+            dtype = torch.promote_types(dtype, y.dtype)
+        if dtype != out.dtype:  # mixed precision terms: the sum has the promoted type, as before
+            out = out.to(dtype)
+        for t in range(1, len(ys)):
+            out.addcmul_(ys[t], flat[index[t]])
+        ctx.index = index
+        ctx.save_for_backward(w, *ys)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        w, *ys = ctx.saved_tensors
+        flat = w.reshape(-1)
+        grads_y = [g * flat[i] if ctx.needs_input_grad[t + 2] else None for t, i in enumerate(ctx.index)]
+        grad_w = None
+        if ctx.needs_input_grad[0]:
+            dots = torch.stack([_dot(g, y) for y in ys]).to(w.dtype)
+            grad_w = torch.zeros(w.numel(), dtype=w.dtype, device=w.device)
+            grad_w.index_put_((_index_tensor(ctx.index, w.device),), dots, accumulate=True)
+            grad_w = grad_w.view_as(w)
+        return (grad_w, None, *grads_y)
+
+
+_INDEX_CACHE: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
+
+
+def _index_tensor(index: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``index`` as a cached device tensor (no host-to-device copy per backward on CUDA)."""
+    key = (index, device)
+    t = _INDEX_CACHE.get(key)
+    if t is None:
+        t = _INDEX_CACHE[key] = torch.tensor(index, dtype=torch.long, device=device)
+    return t
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum()`` without the product tensor where a flat dot product applies."""
+    if a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and a.is_contiguous() \
+            and b.is_contiguous():
+        return torch.dot(a.view(-1), b.view(-1))
+    return (a * b).sum()
+
+
+def weighted_sum(w: torch.Tensor, index: Sequence[int], ys: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_t w.flatten()[index[t]] * ys[t]`` (differentiable in ``w`` and every ``ys[t]``)."""
+    return _WeightedSum.apply(w, tuple(index), *ys)
+
+
 class MixedOp(nn.Module):
     """All candidate ops of one edge; computes ``sum_k w[k] * op_k(x)`` over active ops only."""
 
@@ -33,19 +95,22 @@ class MixedOp(nn.Module):
         self._zero = [name == "none" for name in op_names]
         self._none = op_names.index("none") if "none" in op_names else None
 
+    def computed(self, active: Sequence[int]) -> list[int]:
+        """The active ops that are run: all but `none` (``w * 0`` adds nothing)."""
+        return [k for k in active if not self._zero[k]]
+
+    def zeros(self, x: torch.Tensor) -> torch.Tensor:
+        """The output when only `none` is active: its zeros have the right shape (stride)."""
+        if self._none is None:
+            raise RuntimeError("MixedOp called with no active op")
+        return self.ops[self._none](x)
+
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[int]) -> torch.Tensor:
-        out = None
-        for k in active:
-            if self._zero[k]:  # `none` outputs zeros: w * 0 adds nothing, so it is skipped
-                continue
-            y = self.ops[k](x)
-            y = y * w[k]
-            out = y if out is None else out + y
-        if out is None:  # only `none` active: its zeros have the right shape (stride)
-            if self._none is None:
-                raise RuntimeError("MixedOp called with no active op")
-            return self.ops[self._none](x)
-        return out
+        ks = self.computed(active)
+        if not ks:
+            return self.zeros(x)
+        ops = self.ops
+        return weighted_sum(w, ks, [ops[k](x) for k in ks])
 
 
 class Supernet(nn.Module):
@@ -150,7 +215,6 @@ class SearchSpace(ABC):
         """
         raise NotImplementedError(f"space {self.name!r} cannot build a stand-alone network for retraining "
                                   f"(it has no build_network); use a benchmark lookup or another space")
-
 
 
 SPACES: Registry[type[SearchSpace]] = Registry("space")

@@ -95,6 +95,31 @@ class SupernetTrainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                   arch_batch: tuple[torch.Tensor, torch.Tensor] | None, gen: torch.Generator,
+                   where: str = "train step") -> tuple[torch.Tensor, torch.Tensor]:
+        """One search step: the algorithm's arch step on ``arch_batch`` (None: alpha frozen), then
+        one weight step on ``batch``. Returns the detached weight-step loss and logits."""
+        if arch_batch is not None:
+            with self._autocast():
+                self.algo.arch_step(batch, arch_batch, self.loss_fn, self.w_optimizer, gen)
+        with self._autocast():
+            weights, active = self.algo.train_weights(gen)
+            # alpha's gradient from the weight loss is discarded below: not computing it is the
+            # same step, cheaper (no weight-gradient dot products in the mixed ops' backward).
+            logits = self.net(batch[0], weights.detach(), active)
+            loss = self.loss_fn(logits, batch[1])
+        check_finite(loss, where)
+        self.w_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.train.grad_clip
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip)
+        self.w_optimizer.step()
+        if self.algo.alpha.grad is not None:
+            self.algo.alpha.grad = None
+        return loss.detach(), logits.detach()
+
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
             evaluate: bool = True, stage: str = "", schedule_offset: int = 0) -> None:
         """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs``."""
@@ -116,33 +141,25 @@ class SupernetTrainer:
             w_batches = self.train_split.batches(bs, derive_seed(seed, self.tag, epoch, "w"), t.augment, True)
             a_batches = (self.arch_split.batches(bs, derive_seed(seed, self.tag, epoch, "a"), t.augment, True)
                          if train_arch else None)
-            tot_loss, tot_correct, tot_n = 0.0, 0, 0
+            # Running sums stay on the device (float64: the same sums as Python floats); one
+            # conversion per epoch instead of two host syncs per step.
+            tot_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+            tot_correct = torch.zeros((), dtype=torch.int64, device=self.device)
+            tot_n = 0
             with progress_bar(f"{self.tag} epoch {epoch + 1}/{end_epoch}", steps) as advance:
                 for step in range(steps):
-                    xb, yb = self._prep(next(w_batches))
-                    if a_batches is not None:
-                        with self._autocast():
-                            self.algo.arch_step((xb, yb), self._prep(next(a_batches)), self.loss_fn,
-                                                self.w_optimizer, gen)
-                    with self._autocast():
-                        weights, active = self.algo.train_weights(gen)
-                        logits = self.net(xb, weights, active)
-                        loss = self.loss_fn(logits, yb)
-                    check_finite(loss, f"{stage or self.tag}: {self.tag}, epoch {epoch + 1}, step {step + 1}")
-                    self.w_optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if t.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.grad_clip)
-                    self.w_optimizer.step()
-                    if self.algo.alpha.grad is not None:
-                        self.algo.alpha.grad = None
+                    batch = self._prep(next(w_batches))
+                    arch_batch = self._prep(next(a_batches)) if a_batches is not None else None
+                    loss, logits = self.train_step(
+                        batch, arch_batch, gen, f"{stage or self.tag}: {self.tag}, epoch {epoch + 1}, step {step + 1}")
+                    yb = batch[1]
                     n = len(yb)
-                    tot_loss += float(loss.detach()) * n
-                    tot_correct += int((logits.detach().argmax(1) == yb).sum())
+                    tot_loss += loss.double() * n
+                    tot_correct += (logits.argmax(1) == yb).sum()
                     tot_n += n
                     advance(1)
-            record = {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1),
-                      "train_acc": tot_correct / max(tot_n, 1), "lr": lr}
+            record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
+                      "train_acc": int(tot_correct) / max(tot_n, 1), "lr": lr}
             if evaluate:
                 val_loss, val_acc = self.evaluate(epoch)
                 record.update(val_loss=val_loss, val_acc=val_acc)

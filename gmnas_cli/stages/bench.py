@@ -1,0 +1,35 @@
+"""``gmnas bench``: supernet search-step throughput, GM scoring time and peak memory.
+
+Measures the configured space/algo at ``bench.batch_size`` and ``bench.image_size`` on the
+configured device (see ``gmnas_cli/bench.py`` for exactly what is timed), prints a table, writes
+``bench.out`` (CSV) and, with ``bench.reference=xautodl``, ends with ``throughput_ratio=<x>``.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from gmnas_cli.bench import run_bench, write_csv
+from gmnas_cli.logging import log
+from gmnas_cli.runtime import resolve_device
+
+
+def main(cfg: DictConfig) -> None:
+    device = resolve_device(cfg.device, cfg.deterministic)
+    if device.type == "cpu" and int(cfg.bench.threads) > 0:
+        torch.set_num_threads(int(cfg.bench.threads))
+    rows, ratio = run_bench(cfg, device)
+    table = Table(title="gmnas bench")
+    for col in ("metric", "impl", "value", "unit", "detail"):
+        table.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
+    for r in rows:
+        table.add_row(r.metric, r.impl, f"{r.value:.4g}", r.unit, r.detail)
+    out = Console()
+    out.print(table)
+    path = write_csv(rows, cfg.bench.out)
+    log.info(f"bench: wrote {path}")
+    if ratio is not None:
+        print(f"throughput_ratio={ratio:.2f}", flush=True)
