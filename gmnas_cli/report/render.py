@@ -40,7 +40,7 @@ def print_table(table: Table, console: Console | None = None) -> None:
     df = flat(table)
     rich = RichTable(title=table.title, show_lines=False)
     for i, col in enumerate(df.columns):
-        rich.add_column(col, justify="left" if i < table.display.index.nlevels else "right")
+        rich.add_column(col, justify="left" if i < table.display.index.nlevels else "right", overflow="fold")
     for row in df.itertuples(index=False):
         rich.add_row(*[str(v) for v in row])
     console.print(rich)

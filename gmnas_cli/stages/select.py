@@ -70,7 +70,7 @@ def show(selection: dict[str, Any]) -> None:
 
     table = Table(title=f"selection by {selection['criterion']}")
     for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
         bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
