@@ -92,7 +92,7 @@ def run_command(command: str, args: list[str]) -> None:
 
     register_configs()
     module = importlib.import_module(COMMANDS[command][0])
-    sys.argv = ["gmnas", *args]
+    sys.argv = ["gmnas", *flags_first(args)]
 
     started = False
 
@@ -132,6 +132,31 @@ def run_command(command: str, args: list[str]) -> None:
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+# Hydra's flags that take a value (argparse cannot interleave them with the positional overrides).
+_VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+           "--config-dir", "-cd", "--experimental-rerun"}
+_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Move Hydra's flags before the overrides, so ``gmnas run a=1 -m seed=0,1`` works as typed."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes = arg in _VALUED or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in _INFO_VALUES)
+            if takes and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags + overrides
 
 
 def one_line(err: BaseException) -> str:

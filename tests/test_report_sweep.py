@@ -1,0 +1,22 @@
+"""`gmnas report` over a real two-seed sweep of the smoke preset (paper Table 3 layout)."""
+
+from __future__ import annotations
+
+from tests.conftest import run_cli
+
+
+def test_report_over_a_two_seed_sweep(tmp_path):
+    sweep = run_cli("run", "experiment=smoke", f"out_dir={tmp_path}", "-m", "seed=0,1")
+    assert sweep.returncode == 0, sweep.stderr
+    assert {p.name for p in tmp_path.glob("nb201-*")} == {"nb201-darts-gm-digits-s0", "nb201-darts-gm-digits-s1"}
+    out = tmp_path / "report"
+    res = run_cli("report", f"report.experiments=[{tmp_path}/nb201-*]", f"report.out={out}", "report.table=nb201")
+    assert res.returncode == 0, res.stderr
+    md = (out / "nb201.md").read_text()
+    assert "±" in md and "0,1" in md and "GM + DARTS" in md  # one row: mean ± std over seeds 0 and 1
+    for ext in ("csv", "md", "tex"):
+        assert (out / f"nb201.{ext}").stat().st_size > 0
+    assert "\\pm" in (out / "nb201.tex").read_text() or "±" in (out / "nb201.tex").read_text()
+    plots = {p.suffix for p in (out / "plots").rglob("*")}
+    assert {".png", ".pdf"} <= plots
+    assert "nb201" in res.stdout or "NAS-Bench-201" in res.stdout + res.stderr
