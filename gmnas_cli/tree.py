@@ -54,6 +54,16 @@ class PartitionTree:
     def leaves(self) -> list[Node]:
         return [n for n in self.nodes if n.is_leaf]
 
+    def leaf(self, index: int) -> Node:
+        """The ``index``-th leaf in node order (``leaf=0..L-1`` on the command line)."""
+        leaves = self.leaves()
+        if not 0 <= index < len(leaves):
+            from gmnas_cli.errors import ConfigError
+
+            raise ConfigError(f"leaf={index}: the tree has {len(leaves)} leaves; valid: leaf=0..{len(leaves) - 1} "
+                              f"(nodes {', '.join(str(n.id) for n in leaves)})")
+        return leaves[index]
+
     def add_children(self, parent: Node, edge: str, groups: list[list[str]], scores: dict[str, Any],
                      epoch: int) -> list[Node]:
         """Split ``parent`` on ``edge``: one child per op group, masks narrowed on that edge."""

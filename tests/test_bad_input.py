@@ -105,7 +105,7 @@ def test_missing_predecessor_names_the_command(tmp_path, exp):
 
 def test_not_a_leaf(tmp_path, exp):
     reopen_search(exp, 3)
-    assert fails(tmp_path, "search", "leaf=1") == "leaf=1 is not a leaf; leaves: [3, 4, 5, 6]"
+    assert fails(tmp_path, "search", "leaf=4") == "leaf=4: the tree has 4 leaves; valid: leaf=0..3 (nodes 3, 4, 5, 6)"
 
 
 def test_rerun_with_another_config_needs_force(tmp_path, exp):

@@ -22,13 +22,13 @@ def test_parallel_leaves_equal_sequential_and_complete_the_stage(tmp_path, small
             f.unlink()
         leaf.rmdir()
     # one leaf alone does not complete the stage
-    code, err = run_inproc("search", *SMALL, f"out_dir={out_dir}", "leaf=4")
+    code, err = run_inproc("search", *SMALL, f"out_dir={out_dir}", "leaf=1")  # the 2nd leaf: node 4
     assert code == 0, err
     assert "leaves [3, 5, 6] still to search" in err and not (exp / "status/search.json").exists()
     # all leaves as two parallel joblib workers, from an empty working directory
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    res = run_cli("search", "-m", "leaf=3,4,5,6", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SMALL,
+    res = run_cli("search", "-m", "leaf=0,1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SMALL,
                   f"out_dir={out_dir}", cwd=cwd)
     assert res.returncode == 0, res.stderr[-3000:]
     assert not any(cwd.iterdir())  # Hydra wrote nothing into the working directory

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import Algorithm, build_algorithm
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.errors import StageError
 from gmnas_cli.io import remove_stale_temps
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
@@ -74,9 +74,9 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     if stage in _DATA_STAGES:
         _ = rt.data
     if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
-        leaves = [n.id for n in PartitionTree.load(rt.exp.tree_path).leaves()]
-        if stage == "search" and rt.cfg.leaf is not None and int(rt.cfg.leaf) not in leaves:
-            raise ConfigError(f"leaf={rt.cfg.leaf} is not a leaf; leaves: {leaves}")
+        tree = PartitionTree.load(rt.exp.tree_path)
+        if stage == "search" and rt.cfg.leaf is not None:
+            tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
 
 
 def _has_artefacts(root: Path, stage: str) -> bool:

@@ -1,8 +1,8 @@
-"""``gmnas search``: run the base algorithm on every leaf (or ``leaf=ID``) independently.
+"""``gmnas search``: run the base algorithm on every leaf (or the ``leaf=K``-th one) independently.
 
 Each leaf restarts from the root's initial weights after a split phase (``restart=true``,
 paper 3.4; ablation 5.1), or continues from its split-phase weights otherwise; One-Shot
-(no split) continues from the warmed-up root. Per leaf: ``search/<leaf>/ckpt.pt`` every epoch,
+(no split) continues from the warmed-up root. Per leaf: ``search/<node id>/ckpt.pt`` every epoch,
 ``curve.csv``, and ``result.json`` with the derived architecture and supernet validation metrics.
 Leaves write only inside their own folder, so ``-m leaf=0,1,2,3`` jobs never collide.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from gmnas_cli.config.validate import effective_splits
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.errors import StageError
 from gmnas_cli.io import load_checkpoint, read_json, write_json
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
@@ -61,11 +61,8 @@ def search(rt: Runtime) -> dict:
     cfg, exp = rt.cfg, rt.exp
     tree = PartitionTree.load(exp.tree_path)
     leaves = tree.leaves()
-    if cfg.leaf is not None:
-        chosen = [n for n in leaves if n.id == int(cfg.leaf)]
-        if not chosen:
-            raise ConfigError(f"leaf={cfg.leaf} is not a leaf; leaves: {[n.id for n in leaves]}")
-        leaves = chosen
+    if cfg.leaf is not None:  # leaf=k: the k-th leaf, so `-m leaf=0,1,2,3` covers 4 leaves
+        leaves = [tree.leaf(int(cfg.leaf))]
     for leaf in leaves:
         search_leaf(rt, tree, leaf)
     remaining = [n.id for n in tree.leaves() if not (exp.search_dir(n.id) / "result.json").exists()]
