@@ -16,6 +16,16 @@ from gmnas_cli.cli import conf_dir
 from gmnas_cli.config import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
+# Real benchmark tables (never committed): $GMNAS_BENCHMARKS or ../shared/benchmarks beside the clone.
+SHARED = Path(os.environ.get("GMNAS_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
+# The published DARTS-V2 genotype (Liu et al. 2019) as the usual string.
+DARTS_V2 = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+    "normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+    "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('max_pool_3x3', 1)], reduce_concat=range(2, 6))"
+)
 torch.set_num_threads(1)  # determinism and fair sharing of the 2 CI cores
 
 

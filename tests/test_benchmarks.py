@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,12 @@ from omegaconf import OmegaConf
 from gmnas_cli.benchmarks import BENCHMARKS, load_benchmark, parse_genotype
 from gmnas_cli.config.schema import BenchmarkConfig
 from gmnas_cli.errors import ConfigError, StageError
+from tests.conftest import DARTS_V2, REPO, SHARED
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("GMNAS_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
 NATS = SHARED / "nb201" / "nats_bench_test_acc.csv"
 V11 = SHARED / "nb201" / "nb201_cifar10_valid_test.csv"
 NB301 = SHARED / "nb301"
 BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-DARTS_V2 = (
-    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-    "normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-    "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-    "('max_pool_3x3', 1)], reduce_concat=range(2, 6))"
-)
 
 
 def preset(name: str, **values: object) -> object:

@@ -20,10 +20,10 @@ from torch import nn
 
 from gmnas_cli.data import Split
 from gmnas_cli.errors import ConfigError
-from gmnas_cli.io import atomic_write_text, load_checkpoint, save_checkpoint
 from gmnas_cli.logging import log, progress_bar
 from gmnas_cli.seeding import derive_seed, generator
 from gmnas_cli.spaces import Arch, SearchSpace
+from gmnas_cli.training.state import Checkpointed
 from gmnas_cli.training.trainer import check_finite, cosine_lr
 
 
@@ -54,7 +54,7 @@ def build_network(space: SearchSpace, arch: Arch, cfg: Any, seed_tag: str) -> nn
     return space.build_network(arch, cfg.retrain, int(cfg.dataset.num_classes), int(cfg.dataset.in_channels))
 
 
-class NetworkTrainer:
+class NetworkTrainer(Checkpointed):
     """Trains one stand-alone network for ``epochs`` epochs under ``cfg.retrain``."""
 
     def __init__(self, net: nn.Module, cfg: Any, train_split: Split, device: torch.device, tag: str,
@@ -87,19 +87,6 @@ class NetworkTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
-
-    def save(self, path: Path) -> None:
-        save_checkpoint(path, self.state_dict())
-
-    def load(self, path: Path) -> None:
-        self.load_state_dict(load_checkpoint(path))
-
-    def write_curve(self, path: Path) -> None:
-        if not self.history:
-            return
-        cols = list(self.history[0])
-        lines = [",".join(cols)] + [",".join(f"{h[c]:.6g}" for c in cols) for h in self.history]
-        atomic_write_text(path, "\n".join(lines) + "\n")
 
     # -- schedule ---------------------------------------------------------------------------
     def lr_at(self, epoch: int) -> float:

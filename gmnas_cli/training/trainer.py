@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from gmnas_cli.algorithms.base import Algorithm
 from gmnas_cli.data import Split
 from gmnas_cli.errors import TrainingDiverged
-from gmnas_cli.io import atomic_write_text, load_checkpoint, save_checkpoint
 from gmnas_cli.logging import log, progress_bar
 from gmnas_cli.seeding import derive_seed, generator
 from gmnas_cli.spaces import Supernet
+from gmnas_cli.training.state import Checkpointed
 
 
 def cosine_lr(lr: float, lr_min: float, epoch: int, total: int) -> float:
@@ -37,7 +37,7 @@ def check_finite(loss: torch.Tensor, where: str) -> None:
         raise TrainingDiverged(f"{where}: loss is {float(loss.detach())}; stopping (lower train.lr or check the data)")
 
 
-class SupernetTrainer:
+class SupernetTrainer(Checkpointed):
     """Trains one (sub-)supernet; its state is model, optimizers, algorithm state and history."""
 
     def __init__(self, net: Supernet, algo: Algorithm, cfg: Any, halves: tuple[Split, Split],
@@ -67,20 +67,6 @@ class SupernetTrainer:
         self.algo.load_state_dict(state["algo"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
-
-    def save(self, path: Path) -> None:
-        save_checkpoint(path, self.state_dict())
-
-    def load(self, path: Path) -> None:
-        self.load_state_dict(load_checkpoint(path))
-
-    def write_curve(self, path: Path) -> None:
-        if not self.history:
-            return
-        cols = list(self.history[0])
-        lines = [",".join(cols)] + [",".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c])
-                                             for c in cols) for h in self.history]
-        atomic_write_text(path, "\n".join(lines) + "\n")
 
     # -- steps ------------------------------------------------------------------------------
     def _autocast(self):
