@@ -195,7 +195,7 @@ def test_split_three_times_gives_eight_leaves_within_their_masks(tmp_path):
         arch = sp.derive(torch.rand(len(sp.edges), len(sp.ops), generator=gen), leaf.mask)
         assert sp.arch_in_mask(arch, leaf.mask) and "none" not in arch.values()
     last = tree.leaves()[-1]  # the search stage on one leaf (one job per leaf, DESIGN.md)
-    search.main(OmegaConf.merge(cfg, {"leaf": last.id}))
+    search.main(OmegaConf.merge(cfg, {"leaf": len(tree.leaves()) - 1}))  # leaf=K: K-th leaf
     res = read_json(exp.search_dir(last.id) / "result.json")
     arch = sp.str_to_arch(res["arch"])
     assert arch == res["arch_ops"] and sp.arch_in_mask(arch, last.mask) and "none" not in arch.values()
