@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# The reference NAS-Bench-201 supernets for `gmnas bench` (its own deps would pull other torch builds).
+	$(BIN)/pip install -q --no-deps xautodl==1.0.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +29,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests
 
 bench: $(STAMP)
-	$(BIN)/pip install -q --no-deps xautodl==1.0.0
 	$(BIN)/gmnas bench bench.reference=xautodl
 
 clean:
