@@ -85,3 +85,12 @@ def test_tab_completion_of_commands_and_groups():
     assert "space=" in res.stdout.split()
     res = run_cli("-sc", "query=bash", env={"COMP_LINE": "gmnas split space=", "COMP_POINT": "18"})
     assert "space=nb201" in res.stdout.split() and "space=nb201_4ops" in res.stdout.split()
+
+
+@pytest.mark.parametrize("override", ["+foo=1", "+space.foo=1", "+train.lr_typo=0.1"])
+def test_keys_added_with_plus_are_refused(tmp_path, override):
+    res = run_cli("warmup", "experiment=smoke", override, f"out_dir={tmp_path}")
+    assert res.returncode == 2
+    key = override[1:].split("=")[0]
+    assert res.stderr.strip().splitlines()[-1].startswith(f"gmnas warmup: error: unknown config key '{key}'")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 from omegaconf import DictConfig, ListConfig
 
 from gmnas_cli.errors import ConfigError
@@ -31,11 +34,30 @@ def effective_splits(cfg: DictConfig) -> int:
     return 0 if cfg.criterion.name == "none" else int(cfg.splits)
 
 
+def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys of ``node`` that its dataclass schema lacks (Hydra's ``+key=value`` can add them)."""
+    fields = {f.name for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    found: list[tuple[str, list[str]]] = []
+    for key in node.keys():
+        if key not in fields:
+            found.append((prefix + str(key), sorted(fields)))
+        elif dataclasses.is_dataclass(hints[key]) and isinstance(node.get(key), DictConfig):
+            found += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return found
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Raise ConfigError naming the key and value of the first impossible setting."""
     from gmnas_cli.algorithms import ALGORITHMS
+    from gmnas_cli.config.schema import Config
     from gmnas_cli.criteria import CRITERIA
     from gmnas_cli.spaces import build_space
+
+    unknown = unknown_keys(cfg, Config)
+    if unknown:
+        key, valid = unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
 
     for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
         if cfg[key].name not in reg:
