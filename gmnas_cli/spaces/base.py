@@ -147,6 +147,12 @@ class SearchSpace(ABC):
         self.edges: list[str] = self.edge_names()
 
     # -- structure --------------------------------------------------------------------------
+    def check_ops(self, valid: list[str], space_label: str) -> None:
+        """Refuse ``space.ops`` that this space does not define (one-line ConfigError)."""
+        bad = [o for o in self.cfg.ops if o not in valid]
+        if bad:
+            raise ConfigError(f"space.ops: unknown {space_label} op {bad[0]!r}; valid: {', '.join(valid)}")
+
     @abstractmethod
     def edge_names(self) -> list[str]:
         """The flat list of edges whose rows the architecture weights have."""

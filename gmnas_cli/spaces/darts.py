@@ -124,9 +124,7 @@ class DartsSpace(SearchSpace):
 
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
-        bad = [o for o in self.cfg.ops if o not in DARTS_OPS]
-        if bad:
-            raise ConfigError(f"space.ops: unknown DARTS op {bad[0]!r}; valid: {', '.join(DARTS_OPS)}")
+        self.check_ops(DARTS_OPS, "DARTS")
         if int(self.cfg.nodes) < 2:
             raise ConfigError(f"space.nodes={self.cfg.nodes}: a DARTS cell needs at least 2 intermediate nodes")
         if int(self.cfg.N) < 0:

@@ -174,9 +174,7 @@ class NB201Space(SearchSpace):
     name = "nb201"
 
     def edge_names(self) -> list[str]:
-        bad = [o for o in self.cfg.ops if o not in NB201_OPS]
-        if bad:
-            raise ConfigError(f"space.ops: unknown NAS-Bench-201 op {bad[0]!r}; valid: {', '.join(NB201_OPS)}")
+        self.check_ops(NB201_OPS, "NAS-Bench-201")
         n = self.cfg.nodes
         return [f"{i}<-{j}" for i in range(1, n) for j in range(i)]
 
