@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from gmnas_cli.config.bounds import bounded
+
 
 class Device(str, Enum):
     auto = "auto"
@@ -87,10 +89,10 @@ class AlgoConfig:
 class TrainConfig:
     """Supernet weight training (Appendix D / DESIGN.md, NB201 settings)."""
 
-    batch_size: int = 48
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
+    batch_size: int = bounded(48, ge=1)
+    lr: float = bounded(0.025, gt=0)
+    lr_min: float = bounded(0.001, ge=0)
+    momentum: float = bounded(0.9, ge=0, lt=1)
     nesterov: bool = True
     weight_decay: float = 5e-4
     grad_clip: float = 5.0

@@ -7,6 +7,7 @@ import typing
 
 from omegaconf import DictConfig, ListConfig
 
+from gmnas_cli.config.bounds import check_bounds
 from gmnas_cli.errors import ConfigError
 
 
@@ -58,6 +59,8 @@ def validate(cfg: DictConfig, command: str) -> None:
     if unknown:
         key, valid = unknown[0]
         raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
+
+    check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
 
     for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
         if cfg[key].name not in reg:
