@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gmnas_cli.errors import StageError
+from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.io import atomic_write_text, read_json, write_json
 
 # Keys that do not change what an experiment computes (excluded from its identity).
@@ -32,6 +33,13 @@ _VOLATILE = {"force", "resume", "leaf", "device", "quiet", "report", "bench", "r
 # select reads `retrain` too: successive halving short-retrains with its settings.
 _STAGE_SECTIONS = {"select": ["select", "benchmark", "retrain"], "retrain": ["retrain", "select", "benchmark"]}
 STAGE_ORDER = ["warmup", "split", "search", "select", "retrain"]
+# What a stage writes itself once it has started its work (relative to the experiment root); a config
+# snapshot of a stage that left none of these behind (it failed first) binds no later run.
+_OWN_ARTEFACTS = {"warmup": ["nodes/0/ckpt.pt", "nodes/0/ckpt.pt.prev"],
+                  "split": ["nodes/0/gm_progress_*", "nodes/[1-9]*"], "search": ["search/*"],
+                  "select": ["selection.json", "select_sh"], "retrain": ["retrain/*"]}
+# An experiment name: one plain folder name (same form as the schema's ``name`` pattern).
+NAME_RE = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{1,200}")
 
 
 def default_name(cfg: DictConfig) -> str:
@@ -59,6 +67,9 @@ class Experiment:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.name = cfg.name or default_name(cfg)
+        if NAME_RE.fullmatch(self.name) is None:  # also a default name built from odd option names
+            raise ConfigError(f"name={self.name!r}: an experiment name is one plain folder name (letters, digits "
+                              "and -_.=,+; no '/', not '.' or '..'); out_dir=... says where experiments live")
         self.root = Path(cfg.out_dir) / self.name
 
     # -- paths ------------------------------------------------------------------------------
@@ -87,6 +98,12 @@ class Experiment:
     def is_done(self, stage: str) -> bool:
         return self.status_path(stage).exists()
 
+    def stage_ran(self, stage: str) -> bool:
+        """``stage`` completed, or started its work and left artefacts (its config then binds)."""
+        if self.is_done(stage) or (stage == "search" and any(self.root.glob("status/search-leaf*.json"))):
+            return True
+        return any(any(self.root.glob(pattern)) for pattern in _OWN_ARTEFACTS.get(stage, []))
+
     def require(self, stage: str, for_stage: str) -> None:
         """Refuse to run ``for_stage`` before ``stage`` completed."""
         if not self.is_done(stage):
@@ -96,11 +113,15 @@ class Experiment:
             )
 
     def check_identity(self, stage: str) -> None:
-        """Refuse a rerun into this experiment with a different config (unless force=true)."""
+        """Refuse a rerun into this experiment with a different config (unless force=true).
+
+        Only stages that actually ran count: the snapshot of a run that failed before it wrote any
+        artefact does not stop the corrected command (issue 15)."""
         if self.cfg.force:
             return
         mine = identity(self.cfg, stage)
         snaps = sorted((self.root / "config").glob("*.json")) if (self.root / "config").exists() else []
+        snaps = [p for p in snaps if p.stem not in STAGE_ORDER or self.stage_ran(p.stem)]
         order = [stage, *STAGE_ORDER]  # name this stage's own change first
         for snap in sorted(snaps, key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem)):
             other_stage = snap.stem

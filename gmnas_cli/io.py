@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import signal
 import tempfile
@@ -167,9 +168,21 @@ def _check(path: Path, raw: bytes) -> bytes:
     return payload
 
 
+class UnsafeCheckpoint(StageError):
+    """A checkpoint whose payload needs more than tensors and plain containers (it could run code)."""
+
+
 def _read_verified(path: Path) -> dict[str, Any]:
     payload = _check(path, path.read_bytes())
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    # weights_only: tensors, plain containers and numbers only; a pickled object whose __reduce__ would
+    # run code is refused before anything runs (issue 15: the SHA-256 header proves integrity, not origin).
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        what = lines[0] if lines else type(exc).__name__
+        raise UnsafeCheckpoint(f"checkpoint {path} holds more than tensors and plain containers, refused "
+                               f"without running it ({what.rstrip('.')}); only load checkpoints gmnas wrote") from None
 
 
 def load_checkpoint(path: str | os.PathLike, fallback: bool = True) -> dict[str, Any]:
@@ -177,6 +190,8 @@ def load_checkpoint(path: str | os.PathLike, fallback: bool = True) -> dict[str,
     path = Path(path)
     try:
         return _read_verified(path)
+    except UnsafeCheckpoint:
+        raise  # tampering, not damage: never fall back silently
     except (StageError, FileNotFoundError) as err:
         prev = prev_path(path)
         if not fallback or not prev.exists():
@@ -188,5 +203,7 @@ def load_checkpoint(path: str | os.PathLike, fallback: bool = True) -> dict[str,
         log.warning(f"{err}; falling back to the previous checkpoint {prev}")
         try:
             return _read_verified(prev)
+        except UnsafeCheckpoint:
+            raise
         except StageError as prev_err:
             raise StageError(f"{err}, and {prev_err}") from None

@@ -14,7 +14,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from gmnas_cli.config.bounds import bounded
+from gmnas_cli.config.bounds import bounded, rule
+
+# Identifiers: op, cell and metric names (letters, digits, underscores).
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+# An experiment name is one plain folder name (issue 15): no path separator, not "." or "..".
+NAME = r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{0,200}"
 
 
 class Device(str, Enum):
@@ -57,15 +62,15 @@ class SpaceConfig:
     """A search space; ``name`` keys ``SPACES``."""
 
     name: str = MISSING
-    ops: list[str] = MISSING  # candidate ops, in the space's canonical order
-    C: int = 16  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
-    N: int = 5  # cells per stage; NB201: 5 (DESIGN.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
-    nodes: int = 4  # intermediate nodes per cell
-    unsplittable_ops: list[str] = field(default_factory=list)  # DARTS: ["none"] (DESIGN.md)
-    split_cells: list[str] = field(default_factory=lambda: ["normal"])  # DARTS: normal cells only
-    width_mult: float = 1.0  # MobileNet space
-    expand_ratios: list[int] = field(default_factory=list)
-    kernel_sizes: list[int] = field(default_factory=list)
+    ops: list[str] = bounded(MISSING, min_len=1, pattern=IDENT)  # candidate ops, in the space's canonical order
+    C: int = bounded(16, ge=1)  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
+    N: int = bounded(5, ge=0)  # cells per stage; NB201: 5 (DESIGN.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
+    nodes: int = bounded(4, ge=1)  # intermediate nodes per cell
+    unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT)  # DARTS: ["none"] (DESIGN.md)
+    split_cells: list[str] = bounded(default_factory=lambda: ["normal"], choices=["normal", "reduce"], min_len=1)  # DARTS: normal cells only
+    width_mult: float = bounded(1.0, gt=0)  # MobileNet space
+    expand_ratios: list[int] = bounded(default_factory=list, ge=1)
+    kernel_sizes: list[int] = bounded(default_factory=list, ge=1)
     stages: list[Any] = field(default_factory=list)
 
 
@@ -74,15 +79,18 @@ class AlgoConfig:
     """A base weight-sharing algorithm; ``name`` keys ``ALGORITHMS``."""
 
     name: str = MISSING
-    order: int = 1  # DARTS: 1st or 2nd order
-    arch_lr: float = 3e-4  # Adam on alpha (Appendix D / DESIGN.md)
-    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    arch_weight_decay: float = 1e-3
-    tau_max: float = 1.0  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
-    tau_min: float = 0.1
-    eval_archs: int = 200  # RSPS: sampled architectures scored at derivation
-    eval_batches: int = 5  # RSPS: validation minibatches per sampled architecture
-    unrolled_eps: float = 0.01  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
+    order: int = bounded(1, choices=[1, 2])  # DARTS: 1st or 2nd order
+    arch_lr: float = bounded(3e-4, gt=0)  # Adam on alpha (Appendix D / DESIGN.md)
+    arch_betas: list[float] = bounded(default_factory=lambda: [0.5, 0.999], ge=0, lt=1, min_len=2, max_len=2)  # Adam
+    arch_weight_decay: float = bounded(1e-3, ge=0)
+    tau_max: float = bounded(1.0, gt=0)  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
+    tau_min: float = bounded(0.1, gt=0)
+    eval_archs: int = bounded(200, ge=1)  # RSPS: sampled architectures scored at derivation
+    eval_batches: int = bounded(5, ge=1)  # RSPS: validation minibatches per sampled architecture
+    unrolled_eps: float = bounded(0.01, gt=0)  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
+
+
+rule("algo.tau_min <= algo.tau_max")  # the temperature anneals downwards (SNAS/GDAS)
 
 
 @dataclass
@@ -94,11 +102,15 @@ class TrainConfig:
     lr_min: float = bounded(0.001, ge=0)
     momentum: float = bounded(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
+    weight_decay: float = bounded(5e-4, ge=0)
+    grad_clip: float = bounded(5.0, ge=0)  # 0: no clipping
     augment: bool = True  # random crop + flip for image data sets
-    log_every: int = 0  # steps between log lines (0: once per epoch)
-    max_steps_per_epoch: int = 0  # 0: full epoch; >0 caps steps (smoke tests)
+    log_every: int = bounded(0, ge=0)  # steps between log lines (0: once per epoch)
+    max_steps_per_epoch: int = bounded(0, ge=0)  # 0: full epoch; >0 caps steps (smoke tests)
+
+
+rule("train.lr_min <= train.lr")  # cosine from lr down to lr_min
+rule("train.batch_size % WORLD_SIZE == 0")  # data parallel: equal shares per process
 
 
 @dataclass
@@ -107,11 +119,11 @@ class DatasetConfig:
 
     name: str = MISSING
     root: str = ""
-    num_classes: int = 10
-    in_channels: int = 3
-    image_size: int = 32
-    limit: int = 0  # 0: all images; >0 keeps the first `limit` training images (smoke tests)
-    test_limit: int = 0
+    num_classes: int = bounded(10, ge=2)
+    in_channels: int = bounded(3, ge=1)
+    image_size: int = bounded(32, ge=1)
+    limit: int = bounded(0, ge=0)  # 0: all images; >0 keeps the first `limit` training images (smoke tests)
+    test_limit: int = bounded(0, ge=0)
 
 
 @dataclass
@@ -119,13 +131,13 @@ class CriterionConfig:
     """Splitting criterion; ``name`` keys ``CRITERIA`` (gm, exhaustive, random, none)."""
 
     name: str = MISSING
-    batches: int = 100  # GM: minibatches averaged (DESIGN.md)
+    batches: int = bounded(100, ge=1)  # GM: minibatches averaged (DESIGN.md)
     similarity: Similarity = Similarity.cosine  # paper Table 6
     edge_selection: Any = "cut_cost"  # "cut_cost" | "random" | list of edge names
     cut: Cut = Cut.balanced  # Eqn. 3, or Appendix B.3's ncut
     early_stop: bool = False  # stop averaging once decisions are stable (performance issue)
-    early_stop_patience: int = 10  # consecutive minibatches without a change of the decision state
-    early_stop_min_batches: int = 10  # never stop before this many minibatches
+    early_stop_patience: int = bounded(10, ge=1)  # consecutive minibatches without a change of the decision state
+    early_stop_min_batches: int = bounded(10, ge=0)  # never stop before this many minibatches
     batched_ops: bool = False
 
 
@@ -133,8 +145,8 @@ class CriterionConfig:
 class SuccessiveHalvingConfig:
     """Appendix C, Algorithm 3: short retrains on a schedule of epochs per rung."""
 
-    schedule: list[int] = field(default_factory=lambda: [10, 20, 40])
-    eta: int = 2
+    schedule: list[int] = bounded(default_factory=lambda: [10, 20, 40], ge=1, min_len=1)
+    eta: int = bounded(2, ge=2)  # Algorithm 3 keeps 1/eta of the candidates per rung
 
 
 @dataclass
@@ -147,24 +159,28 @@ class SelectConfig:
 class RetrainConfig:
     """Evaluation protocol (DARTS: Appendix D.2); presets in ``conf/retrain/``."""
 
-    epochs: int = 600
-    C: int = 36
-    layers: int = 20
-    batch_size: int = 96
-    lr: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    cutout: int = 16
-    drop_path: float = 0.3
-    auxiliary_weight: float = 0.4
-    grad_clip: float = 5.0
-    max_steps_per_epoch: int = 0
-    network: str = "cifar"  # DARTS space: cifar (NetworkCIFAR) | imagenet (mobile setting, NetworkImageNet)
-    lr_min: float = 0.0  # cosine floor (DARTS train.py: CosineAnnealingLR, eta_min 0)
-    lr_schedule: str = "cosine"  # cosine | exponential (DARTS ImageNet: lr * lr_gamma**epoch)
-    lr_gamma: float = 0.97  # exponential decay per epoch (DARTS train_imagenet.py)
+    epochs: int = bounded(600, ge=1)
+    C: int = bounded(36, ge=1)
+    layers: int = bounded(20, ge=1)
+    batch_size: int = bounded(96, ge=1)
+    lr: float = bounded(0.025, gt=0)
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    weight_decay: float = bounded(3e-4, ge=0)
+    cutout: int = bounded(16, ge=0)  # 0: no cutout
+    drop_path: float = bounded(0.3, ge=0, lt=1)
+    auxiliary_weight: float = bounded(0.4, ge=0)
+    grad_clip: float = bounded(5.0, ge=0)  # 0: no clipping
+    max_steps_per_epoch: int = bounded(0, ge=0)
+    network: str = bounded("cifar", choices=["cifar", "imagenet"])  # DARTS space: cifar (NetworkCIFAR) | imagenet (mobile setting, NetworkImageNet)
+    lr_min: float = bounded(0.0, ge=0)  # cosine floor (DARTS train.py: CosineAnnealingLR, eta_min 0)
+    lr_schedule: str = bounded("cosine", choices=["cosine", "exponential"])  # cosine | exponential (DARTS ImageNet: lr * lr_gamma**epoch)
+    lr_gamma: float = bounded(0.97, gt=0, le=1)  # exponential decay per epoch (DARTS train_imagenet.py)
     nesterov: bool = False  # DARTS: plain momentum; NAS-Bench-201 protocol: Nesterov
-    label_smoothing: float = 0.0  # DARTS ImageNet: 0.1
+    label_smoothing: float = bounded(0.0, ge=0, lt=1)  # DARTS ImageNet: 0.1
+
+
+rule("retrain.lr_min <= retrain.lr")
+rule("retrain.batch_size % WORLD_SIZE == 0")
 
 
 @dataclass
@@ -176,15 +192,16 @@ class BenchmarkConfig:
     arch_column: str = "arch"
     columns: dict[str, str] = field(default_factory=dict)  # metric name -> column
     metric: str = ""  # the metric `select.criterion=max` maximises
-    epoch: int = 98  # NB301 surrogate query epoch
+    epoch: int = bounded(98, ge=1, le=98)  # NB301 surrogate query epoch (the surrogate covers 1..98)
+    trust_pickle: bool = False  # official NB201 .pth/.pickle files run pickled code on load: opt in (issue 15)
 
 
 @dataclass
 class ReportConfig:
     table: str = "nb201"
-    experiments: list[str] = field(default_factory=lambda: ["outputs/*"])
+    experiments: list[str] = bounded(default_factory=lambda: ["outputs/*"], min_len=1)
     out: str = "outputs/report"
-    formats: list[str] = field(default_factory=lambda: ["csv", "md", "tex"])
+    formats: list[str] = bounded(default_factory=lambda: ["csv", "md", "tex"], choices=["csv", "md", "tex"])
     plots: bool = True
 
 
@@ -192,31 +209,31 @@ class ReportConfig:
 class RankConfig:
     """Ranking correlation (paper 5.2, Table 7): sub-supernet estimates against a benchmark."""
 
-    samples: int = 200  # uniformly sampled architectures for the "all" row
-    top: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0])  # top percent by benchmark
-    batches: int = 4  # validation minibatches per architecture estimate
-    estimate: str = "val_acc"  # val_acc | neg_val_loss
+    samples: int = bounded(200, ge=1)  # uniformly sampled architectures for the "all" row
+    top: list[float] = bounded(default_factory=lambda: [0.2, 0.5, 1.0], gt=0, le=1)  # top percent by benchmark
+    batches: int = bounded(4, ge=1)  # validation minibatches per architecture estimate
+    estimate: str = bounded("val_acc", choices=["val_acc", "neg_val_loss"])  # val_acc | neg_val_loss
 
 
 @dataclass
 class BenchConfig:
     """``gmnas bench`` (gmnas_cli/bench.py); defaults keep ``make bench`` under 3 min on 2 CPU cores."""
 
-    batch_size: int = 64
-    image_size: int = 32
-    steps: int = 3  # timed search steps per implementation, alternating ours/reference (ABBA)
-    warmup_steps: int = 1  # untimed steps per implementation first (CPU: peak memory measured here)
-    reference: str = "none"  # none | xautodl
+    batch_size: int = bounded(64, ge=1)
+    image_size: int = bounded(32, ge=1)
+    steps: int = bounded(3, ge=1)  # timed search steps per implementation, alternating ours/reference (ABBA)
+    warmup_steps: int = bounded(1, ge=0)  # untimed steps per implementation first (CPU: peak memory measured here)
+    reference: str = bounded("none", choices=["none", "xautodl"])
     out: str = "outputs/bench"  # a directory (bench.csv inside) or a .csv path
-    gm_probe_batches: int = 1  # minibatches timed on one edge (configured size), extrapolated; 0: skip
+    gm_probe_batches: int = bounded(1, ge=0)  # minibatches timed on one edge (configured size), extrapolated; 0: skip
     gm_compare: bool = True  # full small split with and without criterion.early_stop (proxy below)
-    gm_C: int = 4  # proxy supernet of the early-stop comparison
-    gm_N: int = 1
-    gm_image_size: int = 8
-    gm_batch_size: int = 16
-    gm_batches: int = 40  # scoring minibatches of the proxy split (0: criterion.batches)
-    gm_warm_steps: int = 20  # weight steps on the proxy before scoring
-    threads: int = 1  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
+    gm_C: int = bounded(4, ge=1)  # proxy supernet of the early-stop comparison
+    gm_N: int = bounded(1, ge=0)
+    gm_image_size: int = bounded(8, ge=1)
+    gm_batch_size: int = bounded(16, ge=1)
+    gm_batches: int = bounded(40, ge=0)  # scoring minibatches of the proxy split (0: criterion.batches)
+    gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
+    threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
 
 
 @dataclass
@@ -235,15 +252,15 @@ class Config:
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
 
-    name: str = ""  # experiment directory name; "" builds one from space/algo/criterion/dataset/seed
+    name: str = bounded("", pattern=NAME)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"
-    seed: int = 0
+    seed: int = bounded(0, ge=0, lt=2**63)
     device: Device = Device.auto
     deterministic: bool = False
-    warmup_epochs: int = 15  # NB201 DARTS/SNAS: splits at epochs 15 and 30 (DESIGN.md)
-    splits: int = 2
+    warmup_epochs: int = bounded(15, ge=0)  # NB201 DARTS/SNAS: splits at epochs 15 and 30 (DESIGN.md)
+    splits: int = bounded(2, ge=0)
     branching: Any = 2  # one value, or a list with one value per split
-    search_epochs: int = 30
+    search_epochs: int = bounded(30, ge=0)
     restart: bool = True  # paper 3.4 "Supernet splitting with restart"
     force: bool = False
     resume: Resume = Resume.auto
@@ -251,7 +268,7 @@ class Config:
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # CUDA only
     quiet: bool = False  # no progress bars
-    threads: int = 0  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
+    threads: int = bounded(0, ge=0)  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
 
 
 def register_configs() -> None:

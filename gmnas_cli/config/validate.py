@@ -7,7 +7,7 @@ import typing
 
 from omegaconf import DictConfig, ListConfig
 
-from gmnas_cli.config.bounds import check_bounds
+from gmnas_cli.config.bounds import check_bounds, check_rules
 from gmnas_cli.errors import ConfigError
 
 
@@ -61,21 +61,15 @@ def validate(cfg: DictConfig, command: str) -> None:
         raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
 
     check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
+    check_rules(cfg)  # cross-key rules declared beside the schema
 
     for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
         if cfg[key].name not in reg:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
     if command in ("report",):
         return
-    for key in ("warmup_epochs", "search_epochs", "splits", "seed"):
-        if cfg[key] < 0:
-            raise ConfigError(f"{key}={cfg[key]} must be >= 0")
-    if cfg.algo.order not in (1, 2):
-        raise ConfigError(f"algo.order={cfg.algo.order}; valid: 1, 2")
-    if cfg.train.batch_size < 1:
-        raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be >= 1")
-    if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int)):
-        raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf id (integer)")
+    if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
+        raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")
     space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels)
     splits = effective_splits(cfg)
     splittable = space.splittable_edges()

@@ -12,13 +12,13 @@ from gmnas_cli.tree import PartitionTree
 
 def warmup(rt: Runtime) -> dict:
     cfg, exp = rt.cfg, rt.exp
-    if not exp.tree_path.exists():
+    ckpt = exp.node_dir(0) / "ckpt.pt"
+    if not exp.tree_path.exists() or not checkpoint_exists(ckpt):  # a fresh start: the tree of this config
         tree = PartitionTree.with_root(rt.space.full_mask(), space=cfg.space.name, ops=list(rt.space.ops),
                                        edges=list(rt.space.edges),
                                        shared_ops=list(cfg.space.unsplittable_ops))
         tree.save(exp.tree_path)
     trainer = build_trainer(rt, rt.space.full_mask(), "warmup/node0")
-    ckpt = exp.node_dir(0) / "ckpt.pt"
     if checkpoint_exists(ckpt):
         trainer.load(ckpt)
     trainer.fit(int(cfg.warmup_epochs), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
