@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gmnas_cli.config.schema import NAME, NAME_HINT
 from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.io import atomic_write_text, read_json, write_json
 
@@ -38,8 +39,6 @@ STAGE_ORDER = ["warmup", "split", "search", "select", "retrain"]
 _OWN_ARTEFACTS = {"warmup": ["nodes/0/ckpt.pt", "nodes/0/ckpt.pt.prev"],
                   "split": ["nodes/0/gm_progress_*", "nodes/[1-9]*"], "search": ["search/*"],
                   "select": ["selection.json", "select_sh"], "retrain": ["retrain/*"]}
-# An experiment name: one plain folder name (same form as the schema's ``name`` pattern).
-NAME_RE = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{1,200}")
 
 
 def default_name(cfg: DictConfig) -> str:
@@ -67,9 +66,8 @@ class Experiment:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.name = cfg.name or default_name(cfg)
-        if NAME_RE.fullmatch(self.name) is None:  # also a default name built from odd option names
-            raise ConfigError(f"name={self.name!r}: an experiment name is one plain folder name (letters, digits "
-                              "and -_.=,+; no '/', not '.' or '..'); out_dir=... says where experiments live")
+        if not self.name or re.fullmatch(NAME, self.name) is None:  # also a default built from odd option names
+            raise ConfigError(f"name={self.name!r} is not allowed; allowed {NAME_HINT}")
         self.root = Path(cfg.out_dir) / self.name
 
     # -- paths ------------------------------------------------------------------------------

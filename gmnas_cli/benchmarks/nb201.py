@@ -153,4 +153,17 @@ def open_nb201(cfg: Any) -> Benchmark:
     columns = dict(cfg_get(cfg, "columns", {}) or {})
     if path.endswith(".csv"):
         return NB201Table(path, str(cfg_get(cfg, "arch_column", "arch")), columns)
+    check_trust(cfg)
+    from gmnas_cli.logging import log
+
+    log.warning(f"nb201: loading {path} through pickle (benchmark.trust_pickle=true): it can run code; "
+                "only use files from a source you trust")
     return NB201Api(path, columns)
+
+
+def check_trust(cfg: Any) -> None:
+    """The official files are pickles, which can run code on load: they need ``benchmark.trust_pickle=true``."""
+    path = str(cfg_get(cfg, "path", ""))
+    if path and not path.endswith(".csv") and not bool(cfg_get(cfg, "trust_pickle", False)):
+        raise ConfigError(f"benchmark.path={path}: official NAS-Bench-201 files are pickles, which can run code "
+                          "on load; pass benchmark.trust_pickle=true if you trust this file, or give a CSV table")

@@ -56,7 +56,14 @@ class NB301Surrogate(Benchmark):
             if not f.is_file():
                 raise StageError(f"nb301_surrogate: {f} not found (benchmark.path must be the folder holding "
                                  "model_v2.onnx and encoding_v2.json)")
-        self.encoding: dict[str, dict[str, int]] = json.loads(enc.read_text())
+        try:
+            self.encoding: dict[str, dict[str, int]] = json.loads(enc.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StageError(f"nb301_surrogate: {enc} is not valid JSON ({exc})") from None
+        if not isinstance(self.encoding, dict) or not all(
+                isinstance(v, dict) and all(isinstance(c, int) and not isinstance(c, bool) for c in v.values())
+                for v in self.encoding.values()):
+            raise StageError(f"nb301_surrogate: {enc} is not an encoding (an object of input -> value -> integer code)")
         lacking = [n for n in INPUT_NAMES if _PREFIX + n not in self.encoding]
         if lacking:
             raise StageError(f"nb301_surrogate: {enc} lacks the input {_PREFIX + lacking[0]}")

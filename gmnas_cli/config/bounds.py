@@ -39,6 +39,7 @@ class Bounds:
     min_len: int | None = None
     max_len: int | None = None
     pattern: str | None = None  # text values (or list items) must match it in full
+    hint: str | None = None  # the pattern in words, for the error message
 
     def describe(self) -> str:
         parts = []
@@ -48,7 +49,7 @@ class Bounds:
         if self.choices is not None:
             parts.append("one of " + ", ".join(str(c) for c in self.choices))
         if self.pattern is not None:
-            parts.append(f"matching {self.pattern}")
+            parts.append(self.hint or f"matching {self.pattern}")
         if self.min_len is not None and self.max_len is not None:
             n = (f"{self.min_len}" if self.min_len == self.max_len else f"{self.min_len}..{self.max_len}")
             parts.append(f"{n} item(s)")
@@ -86,9 +87,9 @@ class Bounds:
 def bounded(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
             ge: float | None = None, gt: float | None = None, le: float | None = None,
             lt: float | None = None, choices: list[Any] | None = None, min_len: int | None = None,
-            max_len: int | None = None, pattern: str | None = None) -> Any:
+            max_len: int | None = None, pattern: str | None = None, hint: str | None = None) -> Any:
     """A dataclass field with declared bounds (list defaults: pass ``default_factory``)."""
-    b = Bounds(ge, gt, le, lt, tuple(choices) if choices is not None else None, min_len, max_len, pattern)
+    b = Bounds(ge, gt, le, lt, tuple(choices) if choices is not None else None, min_len, max_len, pattern, hint)
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata={"bounds": b})
     return field(default=default, metadata={"bounds": b})
@@ -120,9 +121,11 @@ def check_bounds(node: DictConfig, schema: type, prefix: str = "") -> None:
                 raise ConfigError(f"{key}={_show(items)} has {len(items)} item(s); allowed {b.describe()}")
             for item in items:
                 if not b.admits(item):
-                    raise ConfigError(f"{key}={_show(items)}: item {_show(item)} out of range; allowed {b.describe()}")
+                    what = "not allowed" if isinstance(item, str) else "out of range"
+                    raise ConfigError(f"{key}={_show(items)}: item {_show(item)} {what}; allowed {b.describe()}")
         elif not b.admits(value):
-            raise ConfigError(f"{key}={_show(value)} is out of range; allowed {b.describe()}")
+            what = "is not allowed" if isinstance(value, str) else "is out of range"
+            raise ConfigError(f"{key}={_show(value)} {what}; allowed {b.describe()}")
 
 
 # -- walking the schema -----------------------------------------------------------------------

@@ -18,8 +18,11 @@ from gmnas_cli.config.bounds import bounded, rule
 
 # Identifiers: op, cell and metric names (letters, digits, underscores).
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+IDENT_HINT = "names of letters, digits and _"
 # An experiment name is one plain folder name (issue 15): no path separator, not "." or "..".
 NAME = r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{0,200}"
+NAME_HINT = ("one plain folder name of at most 200 letters, digits and -_.=,+ (no '/', not '.' or '..'; "
+             "out_dir=... says where experiments live)")
 
 
 class Device(str, Enum):
@@ -62,11 +65,11 @@ class SpaceConfig:
     """A search space; ``name`` keys ``SPACES``."""
 
     name: str = MISSING
-    ops: list[str] = bounded(MISSING, min_len=1, pattern=IDENT)  # candidate ops, in the space's canonical order
+    ops: list[str] = bounded(MISSING, min_len=1, pattern=IDENT, hint=IDENT_HINT)  # candidate ops, in the space's canonical order
     C: int = bounded(16, ge=1)  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
     N: int = bounded(5, ge=0)  # cells per stage; NB201: 5 (DESIGN.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
     nodes: int = bounded(4, ge=1)  # intermediate nodes per cell
-    unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT)  # DARTS: ["none"] (DESIGN.md)
+    unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT, hint=IDENT_HINT)  # DARTS: ["none"] (DESIGN.md)
     split_cells: list[str] = bounded(default_factory=lambda: ["normal"], choices=["normal", "reduce"], min_len=1)  # DARTS: normal cells only
     width_mult: float = bounded(1.0, gt=0)  # MobileNet space
     expand_ratios: list[int] = bounded(default_factory=list, ge=1)
@@ -252,7 +255,7 @@ class Config:
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
 
-    name: str = bounded("", pattern=NAME)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
+    name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"
     seed: int = bounded(0, ge=0, lt=2**63)
     device: Device = Device.auto

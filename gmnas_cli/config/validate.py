@@ -53,7 +53,8 @@ def validate(cfg: DictConfig, command: str) -> None:
     from gmnas_cli.algorithms import ALGORITHMS
     from gmnas_cli.config.schema import Config
     from gmnas_cli.criteria import CRITERIA
-    from gmnas_cli.spaces import build_space
+    from gmnas_cli.data import DATASETS
+    from gmnas_cli.spaces import SPACES, build_space
 
     unknown = unknown_keys(cfg, Config)
     if unknown:
@@ -63,7 +64,11 @@ def validate(cfg: DictConfig, command: str) -> None:
     check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
     check_rules(cfg)  # cross-key rules declared beside the schema
 
-    for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
+    if cfg.benchmark.name == "nb201":  # pickled benchmark files only on opt-in, refused before any write
+        from gmnas_cli.benchmarks.nb201 import check_trust
+
+        check_trust(cfg.benchmark)
+    for key, reg in (("space", SPACES), ("algo", ALGORITHMS), ("criterion", CRITERIA), ("dataset", DATASETS)):
         if cfg[key].name not in reg:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
     if command in ("report",):
