@@ -56,6 +56,9 @@ def test_a_run_that_failed_before_any_artefact_does_not_bind(tmp_path):
     assert gmnas(tmp_path, "warmup", "name=e", "warmup_epochs=1") == (0, [])
     code, lines = gmnas(tmp_path, "warmup", "name=e", "warmup_epochs=1", "train.lr=0.05")
     assert code == 2 and "was made with a different config (train.lr=0.05, was 0.025" in lines[0]
+    # its checkpoint (optimizer state, history floats, mask) is in forms weights_only accepts
+    state = load_checkpoint(tmp_path / "e/nodes/0/ckpt.pt")
+    assert {"model", "w_optimizer", "algo", "history", "mask"} <= set(state) and state["history"]
 
 
 @pytest.mark.parametrize("name", ["../../x", "/abs/path", "a/b", "..", "."])
@@ -117,13 +120,6 @@ def test_tampered_checkpoint_in_an_experiment(tmp_path):
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"gmnas split: error: checkpoint {ckpt} holds more than tensors and plain containers")
     assert not marker.exists()
-
-
-def test_own_checkpoints_load_with_weights_only(tmp_path):
-    """Optimizer state, history floats and masks are forms ``weights_only`` accepts."""
-    assert gmnas(tmp_path, "warmup", "name=e", "warmup_epochs=1") == (0, [])
-    state = load_checkpoint(tmp_path / "e/nodes/0/ckpt.pt")
-    assert {"model", "w_optimizer", "algo", "history", "mask"} <= set(state)
 
 
 # -- benchmark files that need pickle ----------------------------------------------------------
