@@ -104,11 +104,11 @@ def run_command(command: str, args: list[str]) -> None:
         started = True  # from here on, errors are ours (or bugs with a traceback)
         try:
             set_quiet(bool(cfg.quiet))
+            validate(cfg, command)  # first: a bad value is refused before it is used or anything is written
             if cfg.threads > 0:
                 import torch
 
                 torch.set_num_threads(int(cfg.threads))
-            validate(cfg, command)
             module.main(cfg)
         except GmnasError as err:
             print(f"gmnas {command}: error: {err}", file=sys.stderr)

@@ -15,7 +15,7 @@ import math
 import re
 import typing
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -216,7 +216,7 @@ _ANY_BAD = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry(key: str) -> tuple[str, ...]:
     from gmnas_cli.algorithms import ALGORITHMS
     from gmnas_cli.criteria import CRITERIA

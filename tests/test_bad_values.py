@@ -147,14 +147,17 @@ def _allowed(k) -> str:
     return {bool: "true or false", str: "any text"}.get(k.type, "any " + str(k.type).replace("typing.", ""))
 
 
+def _cell(text: str | None) -> str:
+    return "`" + text.replace("|", "\\|").replace("\x00", "\\x00") + "`" if text else ""
+
+
 def _table() -> str:
     rows = ["| key | allowed | example | message |", "|---|---|---|---|"]
     for k in bv.KEYS:
         ex = bv.example(k)
         msg = bv.attempt(ex) if ex is not None else None
         allowed = k.bounds.describe() if k.bounds is not None else _allowed(k)
-        cell = (lambda s: "`" + s.replace("|", "\\|").replace("\x00", "\\x00") + "`" if s else "")
-        rows.append(f"| `{k.name}` | {allowed.replace('|', '/')} | {cell(ex)} | {cell(msg)} |")
+        rows.append(f"| `{k.name}` | {allowed.replace('|', '/')} | {_cell(ex)} | {_cell(msg)} |")
     return "\n".join(rows)
 
 

@@ -80,8 +80,10 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
         load_benchmark(preset("nb201", path=str(table)))
     api_file = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     api_file.write_bytes(b"")
-    with pytest.raises(StageError, match="nats_bench"):
+    with pytest.raises(ConfigError, match="pass benchmark.trust_pickle=true"):  # pickles: opt in first
         load_benchmark({"name": "nb201", "path": str(api_file)})
+    with pytest.raises(StageError, match="nats_bench"):
+        load_benchmark({"name": "nb201", "path": str(api_file), "trust_pickle": True})
 
 
 def test_v11_table() -> None:

@@ -46,6 +46,7 @@ def test_corrected_command_runs_after_refusals(tmp_path):
     for bad in ("train.lr=-1", "algo.tau_min=-1", "name=../x"):
         assert gmnas(tmp_path, "warmup", "name=e", bad)[0] == 2
     assert gmnas(tmp_path, "warmup", "name=e") == (0, [])
+    assert {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*")} == {"e"}  # all inside out_dir/<name>
 
 
 def test_a_run_that_failed_before_any_artefact_does_not_bind(tmp_path):
