@@ -168,6 +168,13 @@ def _check(path: Path, raw: bytes) -> bytes:
     return payload
 
 
+# Explicit allow-list of classes a checkpoint may hold beyond tensors, plain containers and numbers
+# (``torch.serialization.safe_globals``). Empty: gmnas stores optimizer states and masks as such, RNG
+# states as uint8 tensors (``torch.Generator.get_state()``), never numpy objects. Add a class only if it
+# cannot run code when rebuilt.
+SAFE_GLOBALS: list[Any] = []
+
+
 class UnsafeCheckpoint(StageError):
     """A checkpoint whose payload needs more than tensors and plain containers (it could run code)."""
 
@@ -177,7 +184,8 @@ def _read_verified(path: Path) -> dict[str, Any]:
     # weights_only: tensors, plain containers and numbers only; a pickled object whose __reduce__ would
     # run code is refused before anything runs (issue 15: the SHA-256 header proves integrity, not origin).
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
         what = lines[0] if lines else type(exc).__name__

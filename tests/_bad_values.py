@@ -13,6 +13,7 @@ import copy
 import enum
 import math
 import re
+import types
 import typing
 from collections import Counter
 from functools import cache, lru_cache
@@ -91,12 +92,22 @@ _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 BAD_NAMES = ["..", ".", "../x", "../../x", "/abs/path", "a/b", "a\\b", "a\x00b", "x" * 201, " a", "a b", "~", "$HOME"]
 
 
+def base_type(tp: Any) -> Any:
+    """``X`` of ``Optional[X]`` / ``X | None`` (null is then a valid value), else ``tp``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else Any
+    return tp
+
+
 def _scalar_type(tp: Any) -> Any:
+    tp = base_type(tp)
     return typing.get_args(tp)[0] if typing.get_origin(tp) is list else tp
 
 
 def _is_list(tp: Any) -> bool:
-    return typing.get_origin(tp) is list
+    return typing.get_origin(base_type(tp)) is list
 
 
 def _out_of_range_scalar(tp: Any, b: Bounds, key: str) -> st.SearchStrategy | None:
@@ -182,7 +193,7 @@ def out_of_range(key: Key) -> st.SearchStrategy[str] | None:
 
 def ill_typed(key: Key) -> st.SearchStrategy[str] | None:
     """Override texts whose value has the wrong type for the key (None: the key takes any type)."""
-    tp = key.type
+    tp = base_type(key.type)
     if tp is Any:
         return None
     words = _WORD.filter(lambda w: w.lower() not in _BOOL_WORDS)
@@ -260,25 +271,21 @@ def example(key: Key) -> str | None:
             v = b.le + 1
         elif b.lt is not None:
             v = b.lt
-        if _is_list(tp := key.type) and v is not None:
+        if _is_list(key.type) and v is not None:
             good = list(key.default) if isinstance(key.default, list) else []
             return f"{key.name}={render(good[:1] + [v])}"
-        if v is None and _is_list(tp) and b.min_len:
+        if v is None and _is_list(key.type) and b.min_len:
             return f"{key.name}=[]"
         if v is not None:
             return f"{key.name}={render(v)}"
-    ill = {int: "abc", float: "abc", bool: "maybe", str: "[a,b]"}.get(key.type)
-    if ill is None and (_is_list(key.type) or typing.get_origin(key.type) is dict):
+    tp = base_type(key.type)
+    ill = {int: "abc", float: "abc", bool: "maybe", str: "[a,b]"}.get(tp)
+    if ill is None and (_is_list(tp) or typing.get_origin(tp) is dict):
         ill = "abc"
-    if ill is None and isinstance(key.type, type) and issubclass(key.type, enum.Enum):
+    if ill is None and isinstance(tp, type) and issubclass(tp, enum.Enum):
         ill = "nosuch"
     return None if ill is None else f"{key.name}={ill}"
 
 
 def is_one_line(msg: str | None) -> bool:
     return msg is not None and msg.strip() != "" and "\n" not in msg and "\r" not in msg
-
-
-def names_key(msg: str, key: str) -> bool:
-    """The message names the key (Hydra's names the override; a rule names every key it read)."""
-    return key in msg or re.search(rf"\b{re.escape(key.rsplit('.', 1)[-1])}\b", msg) is not None

@@ -110,6 +110,22 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     assert not marker.exists() and prev_path(ckpt).exists()
 
 
+def test_rng_and_optimizer_states_load_with_weights_only(tmp_path):
+    """The forms resumable state takes: torch RNG states (uint8 tensors), Python's RNG state, an
+    optimizer's state dict."""
+    import random
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1, betas=(0.5, 0.999))
+    opt.param_groups[0]["params"][0].grad = torch.ones(3)
+    opt.step()
+    state = {"rng": torch.Generator().manual_seed(3).get_state(), "py_rng": random.Random(3).getstate(),
+             "optimizer": opt.state_dict(), "history": [{"epoch": 1, "loss": 0.5}], "mask": [[True, False]]}
+    save_checkpoint(tmp_path / "s.pt", state)
+    back = load_checkpoint(tmp_path / "s.pt")
+    assert torch.equal(back["rng"], state["rng"]) and tuple(back["py_rng"][1]) == tuple(state["py_rng"][1])
+    assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+
+
 def test_tampered_checkpoint_in_an_experiment(tmp_path):
     """``gmnas split`` reading a planted node checkpoint: one line naming the file, exit 2, no code run."""
     assert gmnas(tmp_path, "warmup", "name=e") == (0, [])
