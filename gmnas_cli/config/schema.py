@@ -16,9 +16,9 @@ from omegaconf import MISSING
 
 from gmnas_cli.config.bounds import bounded, rule
 
-# Identifiers: op, cell and metric names (letters, digits, underscores).
-IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-IDENT_HINT = "names of letters, digits and _"
+# Op names: letters, digits and _.+- (no spaces, quotes or path separators).
+IDENT = r"[A-Za-z0-9_.+-]+"
+IDENT_HINT = "names of letters, digits and _.+-"
 # An experiment name is one plain folder name (issue 15): no path separator, not "." or "..".
 NAME = r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{0,200}"
 NAME_HINT = ("one plain folder name of at most 200 letters, digits and -_.=,+ (no '/', not '.' or '..'; "
@@ -213,7 +213,7 @@ class RankConfig:
     """Ranking correlation (paper 5.2, Table 7): sub-supernet estimates against a benchmark."""
 
     samples: int = bounded(200, ge=1)  # uniformly sampled architectures for the "all" row
-    top: list[float] = bounded(default_factory=lambda: [0.2, 0.5, 1.0], gt=0, le=1)  # top percent by benchmark
+    top: list[float] = bounded(default_factory=lambda: [0.2, 0.5, 1.0], gt=0, le=100)  # top percent by benchmark
     batches: int = bounded(4, ge=1)  # validation minibatches per architecture estimate
     estimate: str = bounded("val_acc", choices=["val_acc", "neg_val_loss"])  # val_acc | neg_val_loss
 
