@@ -124,6 +124,8 @@ class Experiment:
         for snap in sorted(snaps, key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem)):
             other_stage = snap.stem
             theirs = read_json(snap)
+            if not isinstance(theirs, dict):
+                raise StageError(f"{snap}: expected a JSON object (a config snapshot); remove it or use force=true")
             keys = set(mine) & set(theirs)
             if other_stage not in _STAGE_SECTIONS:
                 keys -= {"select", "retrain", "benchmark"}

@@ -103,12 +103,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> Any:
+    """Parse a JSON file; with ``keys``, it must be an object holding them (else a one-line StageError)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise StageError(f"{path}: not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"{exc.msg}: line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise StageError(f"{path}: not valid JSON ({where})") from None
+    if keys:
+        lacking = [k for k in keys if not isinstance(data, dict) or k not in data]
+        if lacking:
+            raise StageError(f"{path}: expected a JSON object with {', '.join(keys)}; {lacking[0]!r} is missing "
+                             "(rerun the stage that wrote it with force=true)")
+    return data
 
 
 def prev_path(path: str | os.PathLike) -> Path:

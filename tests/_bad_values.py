@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import enum
 import math
-import re
 import types
 import typing
 from collections import Counter

@@ -157,3 +157,18 @@ def test_pickled_benchmark_needs_trust(tmp_path, caplog):
 def test_csv_benchmark_needs_no_trust(tmp_path):
     cfg = make_cfg(tmp_path, "experiment=smoke", "benchmark=nb201", "benchmark.path=table.csv")
     validate(cfg, "select")  # a CSV table is read as text, no pickle involved
+
+
+def test_json_artefacts_are_checked_before_use(tmp_path):
+    from gmnas_cli.io import read_json
+
+    path = tmp_path / "selection.json"
+    path.write_text('{"leaf": 3}')
+    with pytest.raises(StageError, match=r"selection.json: expected a JSON object with leaf, arch; 'arch' is missing"):
+        read_json(path, keys=("leaf", "arch"))
+    path.write_text("[1, 2]")
+    with pytest.raises(StageError, match="'leaf' is missing"):
+        read_json(path, keys=("leaf", "arch"))
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(StageError, match="not valid JSON"):
+        read_json(path)

@@ -48,7 +48,7 @@ def retrain(rt: Runtime) -> dict:
     if result_path.exists():  # finished before an interruption of the bookkeeping
         result = read_json(result_path)
         return {"test_error": result.get("test_error")}
-    selection = read_json(exp.selection_path)
+    selection = read_json(exp.selection_path, keys=("leaf", "arch"))
     arch_str = str(selection["arch"])
     if cfg.space.name == "nb201" and cfg.benchmark.name != "none":
         result = benchmark_result(cfg, arch_str)

@@ -26,7 +26,7 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     out = exp.search_dir(leaf.id)
     result_path = out / "result.json"
     if result_path.exists():
-        return read_json(result_path)
+        return read_json(result_path, keys=("leaf", "arch", "val_loss", "val_acc"))
     trainer = build_trainer(rt, leaf.mask, f"search/leaf{leaf.id}")
     ckpt = out / "ckpt.pt"
     if ckpt.exists():

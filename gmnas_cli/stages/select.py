@@ -22,7 +22,7 @@ from gmnas_cli.tree import PartitionTree
 
 def candidates(rt: Runtime) -> list[dict[str, Any]]:
     tree = PartitionTree.load(rt.exp.tree_path)
-    return [read_json(rt.exp.search_dir(n.id) / "result.json") for n in tree.leaves()]
+    return [read_json(rt.exp.search_dir(n.id) / "result.json", keys=("leaf", "arch", "val_loss", "val_acc")) for n in tree.leaves()]
 
 
 def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> dict[int, dict[str, float]] | None:
@@ -81,5 +81,5 @@ def show(selection: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> None:
     rt = run_stage(cfg, "select", select, requires=["search"])
     if rt.exp.selection_path.exists():
-        sel = read_json(rt.exp.selection_path)
+        sel = read_json(rt.exp.selection_path, keys=("leaf", "arch"))
         print(f"selected leaf {sel['leaf']}: {sel['arch']}")
