@@ -94,6 +94,12 @@ def test_missing_dataset_root_and_files(tmp_path, exp):
     assert msg.startswith(f"dataset cifar10: {empty}") and " is missing" in msg
 
 
+def test_missing_benchmark_file(tmp_path, exp):
+    """Checked in preflight: even a forced select keeps its selection when the table is missing."""
+    msg = fails(tmp_path, "select", "benchmark=nb201", f"benchmark.path={tmp_path}/no.csv", "force=true")
+    assert msg == f"select: benchmark.path={tmp_path}/no.csv does not exist (benchmark=nb201)"
+
+
 def test_missing_predecessor_names_the_command(tmp_path, exp):
     msg = fails(tmp_path, "search", "name=empty")
     assert msg == (f"search: stage 'warmup' has not completed in {tmp_path / 'empty'}; run `gmnas warmup` "

@@ -69,10 +69,13 @@ _DATA_STAGES = ("warmup", "split", "search")
 
 def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     """Everything bad input can break, checked before the stage writes anything: the device, the
-    data set, and the partition tree (unless a forced warmup is about to replace it)."""
+    data set, the benchmark's path, and the partition tree (unless a forced warmup replaces it)."""
     _ = rt.device
     if stage in _DATA_STAGES:
         _ = rt.data
+    bench = rt.cfg.benchmark
+    if stage in ("select", "retrain") and bench.name != "none" and bench.path and not Path(bench.path).exists():
+        raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
     if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
         tree = PartitionTree.load(rt.exp.tree_path)
         if stage == "search" and rt.cfg.leaf is not None:
