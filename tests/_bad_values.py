@@ -49,12 +49,17 @@ def base_cfg() -> DictConfig:
 _PARSER = OverridesParser.create()
 
 
+def fresh_cfg() -> DictConfig:
+    """A private copy of the composed base config."""
+    return copy.deepcopy(base_cfg())
+
+
 def attempt(override: str, command: str = "warmup") -> str | None:
     """The one-line error ``gmnas command <BASE> override`` reports at start-up, or None if accepted."""
     from gmnas_cli.config.validate import validate
 
     TRIED[override.split("=", 1)[0]] += 1
-    cfg = copy.deepcopy(base_cfg())
+    cfg = fresh_cfg()
     try:
         ConfigLoaderImpl._apply_overrides_to_config(_PARSER.parse_overrides([override]), cfg)
         validate(cfg, command)
@@ -288,3 +293,25 @@ def example(key: Key) -> str | None:
 
 def is_one_line(msg: str | None) -> bool:
     return msg is not None and msg.strip() != "" and "\n" not in msg and "\r" not in msg
+
+
+def in_range(key: Key) -> st.SearchStrategy | None:
+    """Values inside a numeric key's declared range (or set), to show the bounds refuse nothing valid."""
+    b = key.bounds
+    tp = _scalar_type(key.type)
+    if b is None or b.pattern is not None or tp not in (int, float, str) or (tp is str and b.choices is None):
+        return None
+    if b.choices is not None:
+        item: st.SearchStrategy = st.sampled_from(list(b.choices))
+    elif tp is int:
+        lo = math.ceil(b.ge) if b.ge is not None else (math.floor(b.gt) + 1 if b.gt is not None else -(10**9))
+        hi = math.floor(b.le) if b.le is not None else (math.ceil(b.lt) - 1 if b.lt is not None else 10**9)
+        item = st.integers(min_value=lo, max_value=hi)
+    else:
+        lo = b.ge if b.ge is not None else b.gt
+        hi = b.le if b.le is not None else b.lt
+        item = st.floats(min_value=lo, max_value=hi, exclude_min=b.ge is None and b.gt is not None,
+                         exclude_max=b.le is None and b.lt is not None, allow_nan=False, allow_infinity=False)
+    if not _is_list(key.type):
+        return item
+    return st.lists(item, min_size=b.min_len or 0, max_size=b.max_len if b.max_len is not None else 4)

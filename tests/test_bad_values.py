@@ -73,6 +73,24 @@ def test_out_of_range_and_ill_typed_values_are_refused(key):
     check()
 
 
+RANGED = [k for k in bv.KEYS if bv.in_range(k) is not None]
+
+
+@pytest.mark.parametrize("key", RANGED, ids=lambda k: k.name)
+def test_values_inside_the_range_are_accepted(key):
+    """The other direction: a declared range refuses nothing inside it (list items, ends included)."""
+    from omegaconf import OmegaConf
+
+    @settings(_FAST, max_examples=4)
+    @given(bv.in_range(key))
+    def check(value) -> None:
+        cfg = bv.fresh_cfg()
+        OmegaConf.update(cfg, key.name, value, merge=False)
+        check_bounds(cfg, Config)
+
+    check()
+
+
 @pytest.mark.parametrize("name", bv.BAD_NAMES)
 def test_names_that_leave_out_dir_are_refused(name):
     msg = bv.attempt(f"name={bv.render(name)}")
