@@ -25,20 +25,21 @@ def candidates(rt: Runtime) -> list[dict[str, Any]]:
     return [read_json(rt.exp.search_dir(n.id) / "result.json") for n in tree.leaves()]
 
 
-def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> dict[int, dict[str, float]] | None:
+def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]] | None, list[str]]:
+    """Benchmark figures per leaf (``None`` without a benchmark) and the benchmark's metric names."""
     from gmnas_cli.benchmarks import load_benchmark
 
     bench = load_benchmark(rt.cfg.benchmark)
     if bench is None:
-        return None
-    return {c["leaf"]: bench.query(c["arch"]) for c in cands}
+        return None, []
+    return {c["leaf"]: bench.query(c["arch"]) for c in cands}, bench.metrics
 
 
 def select(rt: Runtime) -> dict:
     cfg = rt.cfg
     crit = str(getattr(cfg.select.criterion, "value", cfg.select.criterion))
     cands = candidates(rt)
-    looked_up = lookup_all(rt, cands) if cfg.benchmark.name != "none" else None
+    looked_up, metrics = lookup_all(rt, cands) if cfg.benchmark.name != "none" else (None, [])
     evidence: dict[str, Any] = {}
     # Ties break towards the lower leaf id: the order of `cands`, and min/max keep the first.
     if crit == "val_loss":
@@ -48,7 +49,10 @@ def select(rt: Runtime) -> dict:
     elif crit == "max":
         if looked_up is None:
             raise ConfigError("select.criterion=max needs a benchmark (benchmark=nb201 benchmark.path=...)")
-        metric = cfg.benchmark.metric
+        from gmnas_cli.benchmarks.metrics import dataset_metric
+
+        # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
+        metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
         best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
         evidence["metric"] = metric
     else:
@@ -68,7 +72,8 @@ def select(rt: Runtime) -> dict:
 def show(selection: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"selection by {selection['criterion']}")
+    metric = (selection.get("evidence") or {}).get("metric")
+    table = Table(title=f"selection by {selection['criterion']}" + (f" ({metric})" if metric else ""))
     for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
         table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
