@@ -42,7 +42,7 @@ def dataset_metric(metric: str, dataset: str, available: Iterable[str]) -> str:
     return own
 
 
-def test_counterpart(metric: str, available: Iterable[str]) -> str | None:
+def matching_test_figure(metric: str, available: Iterable[str]) -> str | None:
     """The test figure of ``metric``'s data set (``cifar10_valid`` -> ``cifar10_test``), else ``None``.
 
     A metric without a split in its name (``val_acc``) has no test counterpart and returns ``None``.
@@ -56,10 +56,10 @@ def test_counterpart(metric: str, available: Iterable[str]) -> str | None:
 
 
 def dataset_metrics(metric: str, dataset: str, available: Iterable[str]) -> tuple[str, str | None]:
-    """(selection metric, test metric) of a run; see ``dataset_metric`` and ``test_counterpart``."""
+    """(selection metric, test metric) of a run; see ``dataset_metric`` and ``matching_test_figure``."""
     available = list(available)
     sel = dataset_metric(metric, dataset, available)
-    return sel, test_counterpart(sel, available)
+    return sel, matching_test_figure(sel, available)
 
 
-__all__ = ["BENCHMARK_DATASETS", "dataset_metric", "dataset_metrics", "test_counterpart"]
+__all__ = ["BENCHMARK_DATASETS", "dataset_metric", "dataset_metrics", "matching_test_figure"]

@@ -194,7 +194,7 @@ class RankConfig:
 
     samples: int = 200  # uniformly sampled architectures for the "all" row
     top: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0])  # top percent by benchmark
-    batches: int = 4  # validation minibatches per architecture estimate
+    batches: int = bounded(0, ge=0)  # 0: the whole held-out half per estimate (review item 10); k: first k minibatches
     estimate: str = "val_acc"  # val_acc | neg_val_loss
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gmnas_cli.benchmarks import Benchmark
-from gmnas_cli.benchmarks.metrics import dataset_metric, test_counterpart
+from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
 from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.report.collect import ExperimentRecord, finite, retrain_accuracy
 
@@ -69,7 +69,7 @@ class ReportContext:
         sel = self.select_metric(rec, figs)
         if sel is None:
             return None
-        test = test_counterpart(sel, figs)
+        test = matching_test_figure(sel, figs)
         if test is not None:
             return test
         return None if sel.endswith("_valid") else sel
