@@ -129,10 +129,23 @@ class CriterionConfig:
     batched_ops: bool = False
 
 
+class HalvingProtocol(str, Enum):
+    """Successive halving's rungs (gmnas_cli/selection.py)."""
+
+    official = "official"  # epoch windows of the real retrain runs (public successive_halving.py)
+    short_retrain = "short_retrain"  # a short retrain from scratch per rung
+
+
 @dataclass
 class SuccessiveHalvingConfig:
-    """Appendix C, Algorithm 3: short retrains on a schedule of epochs per rung."""
+    """Appendix C, Algorithm 3. ``official``: rung r ranks the candidates' real retrain runs by the
+    mean held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
+    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99, winner from the full runs);
+    ``short_retrain``: rung r retrains from scratch for ``schedule[r]`` epochs."""
 
+    protocol: HalvingProtocol = HalvingProtocol.official
+    window_start: list[int] = bounded(default_factory=lambda: [0, 31], ge=0, min_len=1)
+    window_end: list[int] = bounded(default_factory=lambda: [30, 100], ge=1, min_len=1)
     schedule: list[int] = field(default_factory=lambda: [10, 20, 40])
     eta: int = 2
 

@@ -61,6 +61,10 @@ def validate(cfg: DictConfig, command: str) -> None:
         raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
 
     check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
+    if command in ("select", "run"):
+        from gmnas_cli.selection import check_selection
+
+        check_selection(cfg)  # successive halving's epoch windows fit in retrain.epochs
 
     for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
         if cfg[key].name not in reg:
