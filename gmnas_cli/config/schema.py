@@ -212,6 +212,17 @@ class RankConfig:
 
 
 @dataclass
+class AnalyzeConfig:
+    """``gmnas analyze`` (gmnas_cli/analysis.py): paper Table 2 / Appendix B.2. K and the epoch counts
+    of B.2 are not legible in our copy of the paper: defaults sized for about one GPU hour on NB201."""
+
+    archs: int = bounded(10, ge=1)  # K target architectures A (B.2: "repeated for K randomly sampled A")
+    epochs: int = bounded(10, ge=1)  # RSPS epochs per pair {A, B} on the weights half
+    batches: int = bounded(100, ge=1)  # minibatches the gradient similarity averages (B.2: 100)
+    out: str = "${out_dir}/analyze"  # pair results, checkpoints and analyze.json
+
+
+@dataclass
 class BenchConfig:
     """``gmnas bench`` (gmnas_cli/bench.py); defaults keep ``make bench`` under 3 min on 2 CPU cores."""
 
@@ -247,6 +258,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
 
     name: str = ""  # experiment directory name; "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"
