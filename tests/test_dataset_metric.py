@@ -83,3 +83,21 @@ def test_top_percent_of_the_4op_space_population():
     assert len(pop) == 4 ** 6
     assert [len(top_percent(pop, p)) for p in (0.2, 0.5, 1.0)] == [8, 20, 41]  # paper Table 7's sets
     assert all("none" not in a for a in pop) and pop[0] == BEST_C10
+
+
+V11 = SHARED / "nb201" / "nb201_cifar10_valid_test.csv"
+
+
+@pytest.mark.skipif(not V11.exists(), reason=f"benchmark table {V11} not present")
+def test_nb201_v11_retrain_result_holds_the_test_figure(cfg_factory):
+    """benchmark=nb201_v11: `metric: cifar10_valid` selects, but the test fields are test (review item 9)."""
+    from gmnas_cli.benchmarks import load_benchmark
+    from gmnas_cli.stages.retrain import benchmark_result
+
+    cfg = cfg_factory("space=nb201", "benchmark=nb201_v11", f"benchmark.path={V11}")
+    assert cfg.benchmark.metric == "cifar10_valid"
+    figs = load_benchmark(cfg.benchmark).query(BEST_C10)
+    res = benchmark_result(cfg, BEST_C10)
+    assert res["test_metric"] == "cifar10_test" and figs["cifar10_valid"] != figs["cifar10_test"]
+    assert res["test_acc"] == pytest.approx(figs["cifar10_test"] / 100.0)
+    assert res["test_error"] == pytest.approx(100.0 - figs["cifar10_test"], abs=1e-4)

@@ -148,7 +148,12 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 def show(out: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"ranking correlation ({out['estimate']} vs {out['metric']})")
+    from gmnas_cli.report.groups import DATASET_NAMES
+
+    ds = DATASET_NAMES.get(out.get("dataset", ""), out.get("dataset", "?"))
+    pop = f"; top sets of {out['population']} architectures in the space" if out.get("population") else ""
+    table = Table(title=f"ranking correlation. Data set: {ds}; metric: {out['estimate']} on "
+                        f"{out.get('held_out_images', '?')} held-out images vs {out['metric']}{pop}")
     for col in ("set", "n", "spearman", "kendall"):
         table.add_column(col)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
