@@ -101,3 +101,14 @@ def test_nb201_v11_retrain_result_holds_the_test_figure(cfg_factory):
     assert res["test_metric"] == "cifar10_test" and figs["cifar10_valid"] != figs["cifar10_test"]
     assert res["test_acc"] == pytest.approx(figs["cifar10_test"] / 100.0)
     assert res["test_error"] == pytest.approx(100.0 - figs["cifar10_test"], abs=1e-4)
+
+
+def test_rank_estimates_on_the_whole_held_out_half_by_default(cfg_factory):
+    from gmnas_cli.stages.rank import held_out_batches
+
+    cfg = cfg_factory("experiment=smoke")
+    assert cfg.rank.batches == 0
+    rt = Runtime(cfg)
+    assert sum(len(y) for _, y in held_out_batches(rt)()) == len(rt.halves[1])
+    capped = Runtime(cfg_factory("experiment=smoke", "rank.batches=2", "name=capped"))
+    assert sum(len(y) for _, y in held_out_batches(capped)()) == 2 * int(cfg.train.batch_size)
