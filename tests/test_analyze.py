@@ -11,7 +11,7 @@ from gmnas_cli.runtime import Runtime
 
 from .conftest import make_cfg, run_cli
 
-TINY = ["experiment=smoke", "dataset.limit=128", "train.batch_size=16", "train.max_steps_per_epoch=2",
+TINY = ["experiment=smoke", "space=nb201_4ops", "dataset.limit=128", "train.batch_size=16", "train.max_steps_per_epoch=2",
         "analyze.archs=2", "analyze.epochs=1", "analyze.batches=2"]
 
 

@@ -199,8 +199,8 @@ def test_every_table_states_data_set_and_metric(two_seeds: Path, table: str) -> 
 def test_console_folds_architecture_strings(two_seeds: Path) -> None:
     from rich.console import Console
 
-    from gmnas_cli.report.context import ReportContext
     from gmnas_cli.report.collect import collect
+    from gmnas_cli.report.context import ReportContext
     from gmnas_cli.report.render import print_table
     from gmnas_cli.report.tables import TABLES
 
