@@ -41,12 +41,12 @@ def kept_per_rung(n: int, schedule: list[int], eta: int) -> list[int]:
     return out
 
 
-def _cache_key(rt: Any, arch: str, epochs: int) -> str:
-    """What a short retrain's result depends on; a cached result is reused only if it matches."""
+def _cache_key(rt: Any, arch: str, epochs: int, **extra: Any) -> str:
+    """What a retrain's result depends on; a cached result is reused only if it matches."""
     from omegaconf import OmegaConf
 
     cfg = rt.cfg
-    parts = {"arch": arch, "epochs": epochs, "seed": int(cfg.seed),
+    parts = {"arch": arch, "epochs": epochs, "seed": int(cfg.seed), **extra,
              "retrain": OmegaConf.to_container(cfg.retrain, resolve=True),
              "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
              "space": OmegaConf.to_container(cfg.space, resolve=True)}
@@ -107,7 +107,7 @@ class _Run:
 
         self.rt, self.leaf, self.eval_epochs = rt, cand["leaf"], eval_epochs
         epochs = int(rt.cfg.retrain.epochs)
-        key = _cache_key(rt, cand["arch"], epochs)
+        key = _cache_key(rt, cand["arch"], epochs, scored_epochs=sorted(eval_epochs))  # the history's scores
         self.ckpt = cache_dir / f"run-leaf{self.leaf}-{key}.pt"
         for stale in cache_dir.glob(f"run-leaf{self.leaf}-*.pt*") if cache_dir.exists() else []:
             if not stale.name.startswith(self.ckpt.name):
