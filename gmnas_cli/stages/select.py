@@ -70,7 +70,10 @@ def select(rt: Runtime) -> dict:
 
 
 def show(selection: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    from gmnas_cli.report.render import fold_arch
 
     metric = (selection.get("evidence") or {}).get("metric")
     table = Table(title=f"selection by {selection['criterion']}" + (f" ({metric})" if metric else ""))
@@ -79,7 +82,8 @@ def show(selection: dict[str, Any]) -> None:
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
         bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
-        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench, c["arch"])
+        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench,
+                      escape(fold_arch(str(c["arch"]))))
     console.print(table)
 
 
