@@ -141,13 +141,18 @@ def train_pair(rt: Any, target: int, a: Arch, b: Arch, edge: str, out: Path) -> 
     return result
 
 
+def analyze_dir(cfg: Any) -> Path:
+    """``analyze.out``, or ``<out_dir>/analyze`` when it is empty."""
+    return Path(str(cfg.analyze.out)) if str(cfg.analyze.out) else Path(str(cfg.out_dir)) / "analyze"
+
+
 def analyze(rt: Any) -> dict[str, Any]:
     """Table 2's figures: per target the similar (B) and dissimilar (C) partner, and means over targets."""
     cfg, space = rt.cfg, rt.space
     if len(space.ops) < 3:
         raise ConfigError(f"analyze: space.ops={list(space.ops)}: needs at least 3 ops (a target's op and two "
                           "partners on the changed edge)")
-    out = Path(str(cfg.analyze.out))
+    out = analyze_dir(cfg)
     gen = generator(int(cfg.seed), "analyze", "targets")
     rows = []
     for k, (a, edge) in enumerate(sample_targets(space, int(cfg.analyze.archs), gen)):
@@ -170,4 +175,4 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-__all__ = ["PairSampling", "analyze", "gradient_similarity", "path_loss", "sample_targets", "train_pair"]
+__all__ = ["PairSampling", "analyze", "analyze_dir", "gradient_similarity", "path_loss", "sample_targets", "train_pair"]

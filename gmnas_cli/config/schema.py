@@ -219,7 +219,7 @@ class AnalyzeConfig:
     archs: int = bounded(10, ge=1)  # K target architectures A (B.2: "repeated for K randomly sampled A")
     epochs: int = bounded(10, ge=1)  # RSPS epochs per pair {A, B} on the weights half
     batches: int = bounded(100, ge=1)  # minibatches the gradient similarity averages (B.2: 100)
-    out: str = "${out_dir}/analyze"  # pair results, checkpoints and analyze.json
+    out: str = ""  # pair results, checkpoints and analyze.json; "": <out_dir>/analyze
 
 
 @dataclass

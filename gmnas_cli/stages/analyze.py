@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gmnas_cli.analysis import analyze
+from gmnas_cli.analysis import analyze, analyze_dir
 from gmnas_cli.logging import console, log
 from gmnas_cli.report.groups import DATASET_NAMES
 from gmnas_cli.report.stats import pm
@@ -45,4 +45,4 @@ def main(cfg: DictConfig) -> None:
     _ = rt.device, rt.data  # a missing data set fails before anything is written
     result = analyze(rt)
     show(result)
-    log.info(f"analyze: wrote {cfg.analyze.out}/analyze.json")
+    log.info(f"analyze: wrote {analyze_dir(cfg) / 'analyze.json'}")
