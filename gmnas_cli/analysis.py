@@ -149,6 +149,9 @@ def analyze_dir(cfg: Any) -> Path:
 def analyze(rt: Any) -> dict[str, Any]:
     """Table 2's figures: per target the similar (B) and dissimilar (C) partner, and means over targets."""
     cfg, space = rt.cfg, rt.space
+    if str(cfg.space.name) != "nb201":  # paper 3.2: targets sampled from NAS-Bench-201, one op per edge
+        raise ConfigError(f"analyze: paper Table 2 is defined on NAS-Bench-201 cells; space={cfg.space.name} "
+                          "is not supported (use space=nb201 or space=nb201_4ops)")
     if len(space.ops) < 3:
         raise ConfigError(f"analyze: space.ops={list(space.ops)}: needs at least 3 ops (a target's op and two "
                           "partners on the changed edge)")

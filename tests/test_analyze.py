@@ -61,3 +61,10 @@ def test_analyze_command(tmp_path):
     squeezed = "".join(res.stderr.split())  # the console wraps the title
     assert "Table2" in squeezed and "Dataset:" in squeezed
     assert (tmp_path / "analyze" / "analyze.json").exists()
+
+
+def test_analyze_refuses_other_spaces(tmp_path):
+    from gmnas_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="defined on NAS-Bench-201"):
+        analyze(Runtime(make_cfg(tmp_path, *TINY, "space=darts")))
