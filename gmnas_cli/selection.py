@@ -126,7 +126,8 @@ class _Run:
         self.trainer.fit(self.ckpt, until=until, on_epoch=self._score)
 
     def window(self, start: int, end: int) -> dict[str, float]:
-        """Mean held-out accuracy and loss over epochs ``start <= e < end`` (the official moving average)."""
+        """Plain mean held-out accuracy and loss over epochs ``start <= e < end`` (the review's "(moving)
+        average over epochs 0-29")."""
         hist = self.trainer.history[start:end]
         return {"val_acc": sum(h["val_acc"] for h in hist) / len(hist),
                 "val_loss": sum(h["val_loss"] for h in hist) / len(hist)}

@@ -2,7 +2,8 @@
 
 ``val_loss`` / ``val_acc``: the leaf whose supernet is best on the held-out architecture half
 (Few-Shot NAS's rule); ``max``: the best derived architecture by a benchmark (the paper's oracle on
-NAS-Bench-201); ``successive_halving``: short retrains ranked on the held-out split. We differ
+NAS-Bench-201; the searched data set's figure); ``successive_halving``: epoch windows of the
+candidates' real retrain runs (official protocol) or short retrains, ranked on the held-out split. We differ
 from the public code here on purpose: nothing is ever ranked on the test split.
 """
 
