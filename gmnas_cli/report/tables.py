@@ -223,8 +223,12 @@ def table_ranking(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
         index.append(label)
         rows.append(row)
     display = pd.DataFrame(rows, index=pd.Index(index, name="Method"))
-    metrics = ", ".join(dict.fromkeys(f"{r.ranking.get('estimate', 'estimate')} vs {r.ranking.get('metric', '?')}"
-                                      for r in ranked))
+    def stated(r: ExperimentRecord) -> str:
+        pop = r.ranking.get("population")
+        return (f"{r.ranking.get('estimate', 'estimate')} vs {r.ranking.get('metric', '?')}"
+                + (f", top sets of the space's {pop} architectures" if pop else ""))
+
+    metrics = ", ".join(dict.fromkeys(stated(r) for r in ranked))
     return Table("ranking", _stated("Ranking correlation (paper Table 7)", ranked, metrics), display,
                  pd.DataFrame(data))
 
