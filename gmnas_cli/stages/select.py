@@ -63,7 +63,8 @@ def select(rt: Runtime) -> dict:
     for c in cands:
         c.pop("alpha", None)
         c["benchmark"] = looked_up[c["leaf"]] if looked_up else None
-    selection = {"criterion": crit, "leaf": best["leaf"], "arch": best["arch"], "candidates": cands,
+    selection = {"criterion": crit, "dataset": str(cfg.dataset.name), "leaf": best["leaf"], "arch": best["arch"],
+                 "candidates": cands,
                  "benchmark": looked_up[best["leaf"]] if looked_up else None, "evidence": evidence}
     write_json(rt.exp.selection_path, selection)
     show(selection)
@@ -74,10 +75,16 @@ def show(selection: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from gmnas_cli.report.groups import DATASET_NAMES
     from gmnas_cli.report.render import fold_arch
 
     metric = (selection.get("evidence") or {}).get("metric")
-    table = Table(title=f"selection by {selection['criterion']}" + (f" ({metric})" if metric else ""))
+
+    ds = str(selection.get("dataset", "?"))
+    basis = metric or ("held-out accuracy of retrain runs" if selection["criterion"] == "successive_halving"
+                       else f"supernet {selection['criterion']} on the held-out half")
+    table = Table(title=escape(f"selection by {selection['criterion']}. Data set: {DATASET_NAMES.get(ds, ds)}; "
+                               f"metric: {basis}"))
     for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
         table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
