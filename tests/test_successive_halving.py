@@ -80,3 +80,13 @@ def test_windows_must_fit_the_retrain_runs(tmp_path):
         validate(cfg, "select")
     validate(make_cfg(tmp_path, *OFFICIAL, "select.successive_halving.window_end=[5]",
                       "select.successive_halving.protocol=short_retrain"), "select")
+
+
+def test_windows_beyond_the_retrain_runs_fail_at_start_up_and_write_nothing(tmp_path):
+    from .conftest import run_cli
+
+    res = run_cli("run", "experiment=smoke", f"out_dir={tmp_path / 'out'}", "select.criterion=successive_halving",
+                  "select.successive_halving.protocol=official")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "reaches beyond retrain.epochs=1" in res.stderr and "protocol=short_retrain" in res.stderr
+    assert not (tmp_path / "out").exists()
