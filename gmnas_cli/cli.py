@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gmnas_cli.stages.run", "chain warmup, split, search, select, retrain and report"),
     "rank": ("gmnas_cli.stages.rank", "ranking correlation of sub-supernets against a benchmark"),
     "bench": ("gmnas_cli.stages.bench", "measure supernet throughput, GM scoring time and memory"),
+    "analyze": ("gmnas_cli.stages.analyze", "paper Table 2: weight sharing vs gradient similarity (RSPS pairs)"),
 }
 
 

@@ -29,7 +29,7 @@ from gmnas_cli.io import atomic_write_text, read_json, write_json
 
 # Keys that do not change what an experiment computes (excluded from its identity).
 _VOLATILE = {"force", "resume", "leaf", "device", "quiet", "report", "bench", "rank", "threads", "out_dir", "name", "amp",
-             "channels_last", "deterministic"}
+             "channels_last", "deterministic", "analyze"}
 # Sections that only later stages read: they are part of those stages' identity only.
 # select reads `retrain` too: successive halving short-retrains with its settings.
 _STAGE_SECTIONS = {"select": ["select", "benchmark", "retrain"], "retrain": ["retrain", "select", "benchmark"]}

@@ -144,10 +144,23 @@ class CriterionConfig:
     batched_ops: bool = False
 
 
+class HalvingProtocol(str, Enum):
+    """Successive halving's rungs (gmnas_cli/selection.py)."""
+
+    official = "official"  # epoch windows of the real retrain runs (public successive_halving.py)
+    short_retrain = "short_retrain"  # a short retrain from scratch per rung
+
+
 @dataclass
 class SuccessiveHalvingConfig:
-    """Appendix C, Algorithm 3: short retrains on a schedule of epochs per rung."""
+    """Appendix C, Algorithm 3. ``official``: rung r ranks the candidates' real retrain runs by the
+    mean held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
+    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99, winner from the full runs);
+    ``short_retrain``: rung r retrains from scratch for ``schedule[r]`` epochs."""
 
+    protocol: HalvingProtocol = HalvingProtocol.official
+    window_start: list[int] = bounded(default_factory=lambda: [0, 31], ge=0, min_len=1)
+    window_end: list[int] = bounded(default_factory=lambda: [30, 100], ge=1, min_len=1)
     schedule: list[int] = bounded(default_factory=lambda: [10, 20, 40], ge=1, min_len=1)
     eta: int = bounded(2, ge=2)  # Algorithm 3 keeps 1/eta of the candidates per rung
 
@@ -214,8 +227,19 @@ class RankConfig:
 
     samples: int = bounded(200, ge=1)  # uniformly sampled architectures for the "all" row
     top: list[float] = bounded(default_factory=lambda: [0.2, 0.5, 1.0], gt=0, le=100)  # top percent by benchmark
-    batches: int = bounded(4, ge=1)  # validation minibatches per architecture estimate
+    batches: int = bounded(0, ge=0)  # 0: the whole held-out half per estimate (review item 10); k: first k minibatches
     estimate: str = bounded("val_acc", choices=["val_acc", "neg_val_loss"])  # val_acc | neg_val_loss
+
+
+@dataclass
+class AnalyzeConfig:
+    """``gmnas analyze`` (gmnas_cli/analysis.py): paper Table 2 / Appendix B.2. K and the epoch counts
+    of B.2 are not legible in our copy of the paper: defaults sized for about one GPU hour on NB201."""
+
+    archs: int = bounded(10, ge=1)  # K target architectures A (B.2: "repeated for K randomly sampled A")
+    epochs: int = bounded(10, ge=1)  # RSPS epochs per pair {A, B} on the weights half
+    batches: int = bounded(100, ge=1)  # minibatches the gradient similarity averages (B.2: 100)
+    out: str = ""  # pair results, checkpoints and analyze.json; "": <out_dir>/analyze
 
 
 @dataclass
@@ -254,6 +278,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
 
     name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"

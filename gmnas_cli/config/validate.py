@@ -63,6 +63,10 @@ def validate(cfg: DictConfig, command: str) -> None:
 
     check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
     check_rules(cfg)  # cross-key rules declared beside the schema
+    if command in ("select", "run"):
+        from gmnas_cli.selection import check_selection
+
+        check_selection(cfg)  # successive halving's epoch windows fit in retrain.epochs
 
     if cfg.benchmark.name == "nb201":  # pickled benchmark files only on opt-in, refused before any write
         from gmnas_cli.benchmarks.nb201 import check_trust

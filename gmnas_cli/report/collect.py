@@ -177,13 +177,14 @@ def retrain_accuracy(rec: ExperimentRecord) -> float | None:
 
 
 def search_gpu_days(rec: ExperimentRecord) -> float | None:
-    """Search cost (warmup + split + search + select), in GPU days, from the status records."""
+    """Search cost in GPU days: the supernet search only (warmup + split + search), from the status
+    records; selection retrains (successive halving) are not search cost (paper Table 4, review 18)."""
     def secs(stage: str) -> float | None:
         v = rec.status.get(stage, {}).get("seconds")
         return float(v) if isinstance(v, (int, float)) else None
 
     total, seen = 0.0, False
-    for stage in ("warmup", "split", "select"):
+    for stage in ("warmup", "split"):
         if (s := secs(stage)) is not None:
             total, seen = total + s, True
     search = secs("search")

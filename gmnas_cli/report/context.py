@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from gmnas_cli.benchmarks import Benchmark
-from gmnas_cli.errors import StageError
+from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
+from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.report.collect import ExperimentRecord, finite, retrain_accuracy
 
 
 @dataclass
 class ReportContext:
-    """The report's benchmark (or ``None``) and the metric it reports (``benchmark.metric``)."""
+    """The report's benchmark (or ``None``) and its ``benchmark.metric`` (``""``: each experiment's own)."""
 
     bench: Benchmark | None = None
     metric: str = ""
@@ -46,26 +46,56 @@ class ReportContext:
         figs = cand.get("benchmark") or self.lookup(rec, cand.get("arch"))
         return {k: float(v) for k, v in (figs or {}).items() if finite(v)}
 
-    def metric_for(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
-        """The reported metric: the report's ``benchmark.metric``, the experiment's, or the first figure."""
+    def _configured(self, rec: ExperimentRecord) -> str:
+        return str(self.metric or rec.get("benchmark.metric") or "")
+
+    def select_metric(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
+        """The figure that drives selection: ``benchmark.metric`` (the report's, else the experiment's)
+        moved to the searched data set (cifar10_test -> cifar100_test, review item 8); without a
+        configured metric, the first figure."""
         ds = str(rec.get("dataset.name", ""))
-        for m in (self.metric, rec.get("benchmark.metric")):
-            if m and m in figs:
-                # the same split of the searched data set, if the benchmark has it (cifar10_test -> cifar100_test)
-                own = re.sub(r"^.+?_(valid|test)$", rf"{ds}_\1", m) if ds else m
-                return own if own in figs else m
+        m = self._configured(rec)
+        if m:
+            try:
+                return dataset_metric(m, ds, figs)
+            except ConfigError:
+                return None
         return next((k for k in figs if not k.startswith("params")), None)
 
-    def accuracy(self, rec: ExperimentRecord) -> float | None:
-        """Final accuracy (%) of an experiment: its benchmark metric, else its retrained test accuracy."""
+    def test_metric(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
+        """The test figure reported in test columns: the selection metric's test counterpart
+        (nb201_v11: cifar10_valid -> cifar10_test, review item 9); a valid-only figure is never
+        shown as test; a figure without a split (the NB301 surrogate's ``val_acc``) is kept."""
+        sel = self.select_metric(rec, figs)
+        if sel is None:
+            return None
+        test = matching_test_figure(sel, figs)
+        if test is not None:
+            return test
+        return None if sel.endswith("_valid") else sel
+
+    def source(self, rec: ExperimentRecord) -> str:
+        """What ``accuracy`` reports for ``rec``: a benchmark figure's name or ``retrained test accuracy``."""
         figs = self.figures(rec)
-        metric = self.metric_for(rec, figs)
-        if metric is not None:
+        metric = self.test_metric(rec, figs)
+        if metric is not None and (metric.endswith("_test") or retrain_accuracy(rec) is None):
+            return metric
+        if retrain_accuracy(rec) is not None:
+            return "retrained test accuracy"
+        return "supernet validation accuracy"
+
+    def accuracy(self, rec: ExperimentRecord) -> float | None:
+        """Test accuracy (%) of an experiment: its benchmark test figure, else its retrained test
+        accuracy, else (NB301 surrogate) the benchmark's prediction."""
+        figs = self.figures(rec)
+        metric = self.test_metric(rec, figs)
+        retrained = retrain_accuracy(rec)
+        if metric is not None and (metric.endswith("_test") or retrained is None):
             return figs[metric]
-        return retrain_accuracy(rec)
+        return retrained
 
     def test_error(self, rec: ExperimentRecord) -> float | None:
-        """Test error (%): the retrained network's, else ``100 -`` the benchmark metric."""
+        """Test error (%): the retrained network's, else ``100 -`` the benchmark's test figure."""
         acc = retrain_accuracy(rec)
         if acc is None:
             acc = self.accuracy(rec)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from gmnas_cli.errors import ConfigError
@@ -34,15 +35,28 @@ def flat(table: Table) -> pd.DataFrame:
     return df
 
 
+def fold_arch(text: str) -> str:
+    """An architecture string broken at its natural joints for the console: a NAS-Bench-201 string
+    one edge per line (``+`` ends a node), a DARTS genotype one cell per line; never shortened (issue 16)."""
+    if "|+|" in text:
+        nodes = [[f"|{e}|" for e in node.strip("|").split("|")] for node in text.split("+")]
+        return "+\n".join("\n".join(edges) for edges in nodes)
+    if text.startswith("Genotype("):
+        for key in ("normal_concat=", "reduce=", "reduce_concat="):
+            text = text.replace(f", {key}", f",\n{key}")
+    return text
+
+
 def print_table(table: Table, console: Console | None = None) -> None:
-    """Print ``table.display`` as a rich table on stdout."""
+    """Print ``table.display`` as a rich table on stdout; long cells fold onto more lines (never cut)."""
     console = console or Console()
     df = flat(table)
-    rich = RichTable(title=table.title, show_lines=False)
+    rich = RichTable(title=escape(table.title), show_lines=False)
     for i, col in enumerate(df.columns):
-        rich.add_column(col, justify="left" if i < table.display.index.nlevels else "right", overflow="fold")
+        left = i < table.display.index.nlevels or col.lower().startswith("arch")
+        rich.add_column(escape(col), justify="left" if left else "right", overflow="fold")
     for row in df.itertuples(index=False):
-        rich.add_row(*[str(v) for v in row])
+        rich.add_row(*[escape(fold_arch(str(v))) for v in row])
     console.print(rich)
 
 

@@ -18,9 +18,14 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def pm(values: Sequence[float], digits: int = 2) -> str:
-    """``"93.72 ± 0.12"``; ``"-"`` when there is no value."""
+    """``"93.72 ± 0.12"`` over at least two values; one value alone (``"93.72"``: a std of one seed
+    means nothing, issue 16); ``"-"`` when there is no value."""
     s = summary(values)
-    return "-" if s["n"] == 0 else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+    if s["n"] == 0:
+        return "-"
+    if s["n"] == 1:
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
 
 def num(value: float | None, digits: int = 2) -> str:

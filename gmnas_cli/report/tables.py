@@ -46,12 +46,27 @@ def _tidy(rows: list[dict[str, Any]], key_cols: list[str], column: str, values: 
     return {**{k: rows[-1][k] for k in key_cols}, "column": column, **summary(values)}
 
 
-def _seeds(seeds: Any) -> str:
-    return ",".join(str(s) for s in sorted(set(seeds), key=str))
+def _seeds(seeds: Any) -> int:
+    """The ``Seeds`` column: how many distinct seeds a row averages over (issue 16)."""
+    return len(set(seeds))
 
 
-def _seed_list(g: Group) -> str:
+def _seed_list(g: Group) -> int:
     return _seeds(g.seeds)
+
+
+def _datasets(records: list[ExperimentRecord]) -> str:
+    names = dict.fromkeys(str(r.get("dataset.name", "?")) for r in records)
+    return ", ".join(DATASET_NAMES.get(n, n) for n in names)
+
+
+def _stated(title: str, records: list[ExperimentRecord], metric: str) -> str:
+    """Every table states its data set and metric (issue 16)."""
+    return f"{title}. Data set: {_datasets(records)}; metric: {metric}"
+
+
+def _sources(records: list[ExperimentRecord], ctx: ReportContext) -> str:
+    return ", ".join(dict.fromkeys(ctx.source(r) for r in records)) or "-"
 
 
 # -- Table 1: split criterion x base algorithm --------------------------------------------------
@@ -66,8 +81,9 @@ def table_criteria(records: list[ExperimentRecord], ctx: ReportContext) -> Table
                      "#Supernets": leaf_count(g.first), "Accuracy (%)": pm(accs), "Seeds": _seed_list(g)})
         data.append(_tidy(rows, ["Base", "Split Criterion"], "accuracy", accs))
     display = pd.DataFrame(rows).set_index(["Base", "Split Criterion"])
-    return Table("criteria", "Split criteria (paper Table 1): accuracy of the selected architecture", display,
-                 pd.DataFrame(data))
+    title = _stated("Split criteria (paper Table 1): test accuracy (%) of the selected architecture", records,
+                    _sources(records, ctx))
+    return Table("criteria", title, display, pd.DataFrame(data))
 
 
 # -- Table 3: NAS-Bench-201 method x dataset ----------------------------------------------------
@@ -111,6 +127,8 @@ def table_nb201(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
     cells: dict[tuple[int, tuple[str, str]], list[float]] = {}
     seeds: dict[int, set[Any]] = {}
     title = "NAS-Bench-201 (paper Table 3): accuracy (%) of the derived architectures, mean ± std over seeds"
+    metric = ("benchmark figures per data set and split (test columns: test figures)"
+              if any(ctx.figures(r) for r in records) else "retrained test accuracy")
     for source in (_dataset_figures, _supernet_figures):
         for i, g in enumerate(groups):
             for rec in g.records:
@@ -122,6 +140,7 @@ def table_nb201(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
         log.warning("report: no benchmark figures or retrain results (benchmark=nb201 benchmark.path=... "
                     "adds them); showing the selected leaf's supernet validation accuracy")
         title += " (no benchmark: supernet validation accuracy)"
+        metric = "supernet validation accuracy"
     columns = sorted({col for _, col in cells}, key=_column_order)
     if not columns:
         raise StageError("report: no benchmark figures, retrain results or search results for table=nb201 "
@@ -151,7 +170,7 @@ def table_nb201(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
             rows.append([*best, ""] + ([""] if single else []))
     tail = [("Seeds", "")] + ([("Architecture", "")] if single else [])
     display = pd.DataFrame(rows, index=pd.Index(index, name="Method"), columns=pd.MultiIndex.from_tuples([*head, *tail]))
-    return Table("nb201", title, display, pd.DataFrame(data))
+    return Table("nb201", _stated(title, records, metric), display, pd.DataFrame(data))
 
 
 # -- Table 6: gradient similarity measures ------------------------------------------------------
@@ -174,8 +193,9 @@ def table_similarity(records: list[ExperimentRecord], ctx: ReportContext) -> Tab
         data += [{"Method": label, "column": m, **summary(by[m])} for m in measures]
     display = pd.DataFrame(rows, index=pd.Index(index, name="Method"),
                            columns=[_SIMILARITIES.get(m, m) for m in measures])
-    return Table("similarity", "Gradient similarity measures (paper Table 6): accuracy (%)", display,
-                 pd.DataFrame(data))
+    title = _stated("Gradient similarity measures (paper Table 6): test accuracy (%)", records,
+                    _sources(records, ctx))
+    return Table("similarity", title, display, pd.DataFrame(data))
 
 
 # -- Table 7: ranking correlation ---------------------------------------------------------------
@@ -203,7 +223,14 @@ def table_ranking(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
         index.append(label)
         rows.append(row)
     display = pd.DataFrame(rows, index=pd.Index(index, name="Method"))
-    return Table("ranking", "Ranking correlation (paper Table 7)", display, pd.DataFrame(data))
+    def stated(r: ExperimentRecord) -> str:
+        pop = r.ranking.get("population")
+        return (f"{r.ranking.get('estimate', 'estimate')} vs {r.ranking.get('metric', '?')}"
+                + (f", top sets of the space's {pop} architectures" if pop else ""))
+
+    metrics = ", ".join(dict.fromkeys(stated(r) for r in ranked))
+    return Table("ranking", _stated("Ranking correlation (paper Table 7)", ranked, metrics), display,
+                 pd.DataFrame(data))
 
 
 # -- Table 8: supernet selection criteria -------------------------------------------------------
@@ -217,15 +244,17 @@ def _selection_errors(rec: ExperimentRecord, ctx: ReportContext) -> dict[str, fl
     sel = rec.selection or {}
     cands = [c for c in sel.get("candidates") or [] if isinstance(c, dict)]
     figs = [ctx.candidate_figures(rec, c) for c in cands]
-    metric = ctx.metric_for(rec, next((f for f in figs if f), {}))
+    some = next((f for f in figs if f), {})
+    # `max` picks by the selection metric (a valid figure may drive it); errors are test figures.
+    pick, test = ctx.select_metric(rec, some), ctx.test_metric(rec, some)
     out: dict[str, float] = {}
-    if cands and metric and all(metric in f for f in figs):
-        picks = {"max": max(range(len(cands)), key=lambda i: figs[i][metric])}
+    if cands and pick and test and all(pick in f and test in f for f in figs):
+        picks = {"max": max(range(len(cands)), key=lambda i: figs[i][pick])}
         if all(isinstance(c.get("val_acc"), (int, float)) for c in cands):
             picks["val_acc"] = max(range(len(cands)), key=lambda i: cands[i]["val_acc"])
         if all(isinstance(c.get("val_loss"), (int, float)) for c in cands):
             picks["val_loss"] = min(range(len(cands)), key=lambda i: cands[i]["val_loss"])
-        out = {crit: 100.0 - figs[i][metric] for crit, i in picks.items()}
+        out = {crit: 100.0 - figs[i][test] for crit, i in picks.items()}
     own = str(sel.get("criterion") or rec.get("select.criterion") or "")
     if own and own not in out and (acc := ctx.accuracy(rec)) is not None:
         out[own] = 100.0 - acc
@@ -250,8 +279,9 @@ def table_selection(records: list[ExperimentRecord], ctx: ReportContext) -> Tabl
     display = pd.DataFrame(rows).set_index(["Method", "Supernet selection criterion"])
     display.columns = pd.MultiIndex.from_tuples([("Test Error (%)", "Best"), ("Test Error (%)", "Avg"),
                                                  ("Seeds", "")])
-    return Table("selection", "Supernet selection (paper Table 8): test error (%) of the selected architecture",
-                 display, pd.DataFrame(data))
+    title = _stated("Supernet selection (paper Table 8): test error (%) of the selected architecture", records,
+                    _sources(records, ctx))
+    return Table("selection", title, display, pd.DataFrame(data))
 
 
 # -- Table 4: DARTS space -----------------------------------------------------------------------
@@ -280,7 +310,9 @@ def table_darts(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
                                                  ("Params (M)", ""), ("Search Cost (GPU Days)", ""),
                                                  ("Seeds", "")])
     note = " (100 - benchmark accuracy where not retrained)" if surrogate else ""
-    return Table("darts", f"DARTS space (paper Table 4): test error{note}", display, pd.DataFrame(data))
+    title = _stated(f"DARTS space (paper Table 4): test error{note}; search cost = supernet search only",
+                    records, _sources(records, ctx))
+    return Table("darts", title, display, pd.DataFrame(data))
 
 
 TABLES: dict[str, Callable[[list[ExperimentRecord], ReportContext], Table]] = {

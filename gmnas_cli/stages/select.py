@@ -2,7 +2,8 @@
 
 ``val_loss`` / ``val_acc``: the leaf whose supernet is best on the held-out architecture half
 (Few-Shot NAS's rule); ``max``: the best derived architecture by a benchmark (the paper's oracle on
-NAS-Bench-201); ``successive_halving``: short retrains ranked on the held-out split. We differ
+NAS-Bench-201; the searched data set's figure); ``successive_halving``: epoch windows of the
+candidates' real retrain runs (official protocol) or short retrains, ranked on the held-out split. We differ
 from the public code here on purpose: nothing is ever ranked on the test split.
 """
 
@@ -25,20 +26,21 @@ def candidates(rt: Runtime) -> list[dict[str, Any]]:
     return [read_json(rt.exp.search_dir(n.id) / "result.json", keys=("leaf", "arch", "val_loss", "val_acc")) for n in tree.leaves()]
 
 
-def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> dict[int, dict[str, float]] | None:
+def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]] | None, list[str]]:
+    """Benchmark figures per leaf (``None`` without a benchmark) and the benchmark's metric names."""
     from gmnas_cli.benchmarks import load_benchmark
 
     bench = load_benchmark(rt.cfg.benchmark)
     if bench is None:
-        return None
-    return {c["leaf"]: bench.query(c["arch"]) for c in cands}
+        return None, []
+    return {c["leaf"]: bench.query(c["arch"]) for c in cands}, bench.metrics
 
 
 def select(rt: Runtime) -> dict:
     cfg = rt.cfg
     crit = str(getattr(cfg.select.criterion, "value", cfg.select.criterion))
     cands = candidates(rt)
-    looked_up = lookup_all(rt, cands) if cfg.benchmark.name != "none" else None
+    looked_up, metrics = lookup_all(rt, cands) if cfg.benchmark.name != "none" else (None, [])
     evidence: dict[str, Any] = {}
     # Ties break towards the lower leaf id: the order of `cands`, and min/max keep the first.
     if crit == "val_loss":
@@ -48,7 +50,10 @@ def select(rt: Runtime) -> dict:
     elif crit == "max":
         if looked_up is None:
             raise ConfigError("select.criterion=max needs a benchmark (benchmark=nb201 benchmark.path=...)")
-        metric = cfg.benchmark.metric
+        from gmnas_cli.benchmarks.metrics import dataset_metric
+
+        # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
+        metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
         best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
         evidence["metric"] = metric
     else:
@@ -58,7 +63,8 @@ def select(rt: Runtime) -> dict:
     for c in cands:
         c.pop("alpha", None)
         c["benchmark"] = looked_up[c["leaf"]] if looked_up else None
-    selection = {"criterion": crit, "leaf": best["leaf"], "arch": best["arch"], "candidates": cands,
+    selection = {"criterion": crit, "dataset": str(cfg.dataset.name), "leaf": best["leaf"], "arch": best["arch"],
+                 "candidates": cands,
                  "benchmark": looked_up[best["leaf"]] if looked_up else None, "evidence": evidence}
     write_json(rt.exp.selection_path, selection)
     show(selection)
@@ -66,15 +72,26 @@ def select(rt: Runtime) -> dict:
 
 
 def show(selection: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"selection by {selection['criterion']}")
+    from gmnas_cli.report.groups import DATASET_NAMES
+    from gmnas_cli.report.render import fold_arch
+
+    metric = (selection.get("evidence") or {}).get("metric")
+
+    ds = str(selection.get("dataset", "?"))
+    basis = metric or ("held-out accuracy of retrain runs" if selection["criterion"] == "successive_halving"
+                       else f"supernet {selection['criterion']} on the held-out half")
+    table = Table(title=escape(f"selection by {selection['criterion']}. Data set: {DATASET_NAMES.get(ds, ds)}; "
+                               f"metric: {basis}"))
     for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
         table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
         bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
-        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench, c["arch"])
+        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench,
+                      escape(fold_arch(str(c["arch"]))))
     console.print(table)
 
 

@@ -10,6 +10,7 @@ resumed run reproduces the uninterrupted one exactly on CPU.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,11 @@ class NetworkTrainer(Checkpointed):
             loss = loss + float(self.r.auxiliary_weight) * F.cross_entropy(aux.float(), y, label_smoothing=smooth)
         return loss, logits
 
-    def fit(self, ckpt: Path | None = None) -> None:
-        """Train until ``epochs``, checkpointing after each epoch (resume: ``load`` first)."""
+    def fit(self, ckpt: Path | None = None, until: int | None = None,
+            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+        """Train until ``epochs`` (or ``until``, e.g. a successive-halving rung, on the same schedule),
+        checkpointing after each epoch (resume: ``load`` first). ``on_epoch(index, record)`` may add
+        figures to an epoch's record before it is checkpointed (held-out accuracy of a rung)."""
         r = self.r
         bs = int(r.batch_size)
         drop_last = len(self.train_split) >= bs  # BN needs more than one sample per batch
@@ -132,7 +136,8 @@ class NetworkTrainer(Checkpointed):
         if int(r.cutout) >= size and self.epoch < self.epochs:
             log.warning(f"{self.tag}: retrain.cutout={int(r.cutout)} px covers whole {size}x{size} images "
                         f"(DARTS' 16 px is meant for 32x32 CIFAR); set retrain.cutout lower or 0")
-        while self.epoch < self.epochs:
+        stop = self.epochs if until is None else min(int(until), self.epochs)
+        while self.epoch < stop:
             epoch = self.epoch
             start = time.time()
             lr = self.lr_at(epoch)
@@ -163,7 +168,10 @@ class NetworkTrainer(Checkpointed):
                     n += len(y)
                     advance(1)
             record = {"epoch": epoch + 1, "train_loss": tot_loss / max(n, 1), "train_acc": correct / max(n, 1),
-                      "lr": lr, "drop_path": p_drop, "seconds": round(time.time() - start, 3)}
+                      "lr": lr, "drop_path": p_drop}
+            if on_epoch is not None:
+                on_epoch(epoch, record)
+            record["seconds"] = round(time.time() - start, 3)
             self.history.append(record)
             self.epoch = epoch + 1
             if ckpt is not None:
