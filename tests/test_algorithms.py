@@ -265,3 +265,27 @@ def test_stages_derive_inside_leaf_masks(tmp_path: Path, algo: str) -> None:
         assert all(op in leaf["mask"][e] for e, op in result["arch_ops"].items())
         assert (result["alpha"] is None) == (algo == "rsps")
     assert json.loads((root / "selection.json").read_text())["leaf"] in [n["id"] for n in leaves]
+
+
+def test_rsps_derive_scores_distinct_paths_on_the_whole_half() -> None:
+    """Official rsws_project: eval_archs distinct paths, each on the whole architecture half."""
+    space, net, algo = _nb201(None, "rsps", eval_archs=6, eval_batches=0)
+    batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))) for _ in range(3)]
+    scored: list[tuple[str, int]] = []
+    calls = {"iter": 0}
+
+    def val_batches():
+        calls["iter"] += 1
+        return iter(batches)
+
+    original = net.forward
+
+    def spy(x, w, active=None):
+        scored.append((space.arch_to_str({e: space.ops[a[0]] for e, a in zip(space.edges, active)}), len(x)))
+        return original(x, w, active)
+
+    net.forward = spy
+    algo.derive(val_batches, torch.Generator().manual_seed(0))
+    paths = [p for p, _ in scored]
+    assert len(set(paths)) == 6 and len(paths) == 6 * len(batches)  # 6 distinct paths x every batch
+    assert calls["iter"] == 6

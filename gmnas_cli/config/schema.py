@@ -110,8 +110,9 @@ class AlgoConfig:
     arch_weight_decay: float = 1e-3
     tau_max: float = 1.0  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
     tau_min: float = 0.1
-    eval_archs: int = 200  # RSPS: sampled architectures scored at derivation
-    eval_batches: int = 5  # RSPS: validation minibatches per sampled architecture
+    eval_archs: int = bounded(200, ge=1)  # RSPS: distinct sampled paths scored at derivation (official rsws_project: 200)
+    eval_batches: int = bounded(0, ge=0)  # RSPS: architecture-half minibatches per path; 0: the whole half (official)
+    eval_batch_size: int = bounded(0, ge=0)  # RSPS derivation minibatch size; 0: train.batch_size (official valid_queue)
     unrolled_eps: float = 0.01  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
     unrolled_step: UnrolledStep = UnrolledStep.official  # official _compute_unrolled_model (also with Nesterov)
 
@@ -155,7 +156,7 @@ class CriterionConfig:
     name: str = MISSING
     batches: int = 100  # GM: minibatches averaged (DESIGN.md)
     similarity: Similarity = Similarity.cosine  # paper Table 6
-    edge_selection: Any = "cut_cost"  # "cut_cost" | "random" | list of edge names
+    edge_selection: Any = "cut_cost"  # "cut_cost" | "random" (one permutation: same edges in every branch) | "random_per_node" | edge list
     cut: Cut = Cut.balanced  # Eqn. 3, Appendix B.3's ncut, or the official DARTS-space `within` rule
     average: GradientAverage = GradientAverage.distance  # official split_supernet / App. B.2: mean of distances
     scored_weight: ScoredWeight = ScoredWeight.one_hot  # official NB201 (DARTS-space presets: softmax)

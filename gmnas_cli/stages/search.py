@@ -44,7 +44,8 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     else:
         val_loss, val_acc = trainer.history[-1]["val_loss"], trainer.history[-1]["val_acc"]
     # Derivations that score sampled paths (RSPS) read the architecture half, seeded per leaf.
-    seed, bs = int(cfg.seed), int(cfg.train.batch_size)
+    seed = int(cfg.seed)
+    bs = int(getattr(cfg.algo, "eval_batch_size", 0)) or int(cfg.train.batch_size)
     arch = trainer.algo.derive(
         lambda: map(trainer._prep, trainer.arch_split.batches(bs, derive_seed(seed, trainer.tag, "derive"))),
         gen=generator(seed, trainer.tag, "derive"))
