@@ -28,8 +28,10 @@ def root_context(cfg) -> SplitContext:
     return SplitContext(trainer, rt.space, tree, tree[0], 2, 0, int(cfg.seed))
 
 
-def independent_grads(ctx: SplitContext, edge: str, batches: int) -> list[list[list[torch.Tensor]]]:
-    """Per minibatch, per op: the shared weights' .grad after a plain backward (DARTS weighting)."""
+def independent_grads(ctx: SplitContext, edge: str, batches: int,
+                      softmax: bool = False) -> list[list[list[torch.Tensor]]]:
+    """Per minibatch, per op: the shared weights' .grad after a plain backward (DARTS weighting;
+    the scored op weighted 1, or with ``softmax`` its softmax weight as the official DARTS space)."""
     net, algo, space = ctx.trainer.net, ctx.trainer.algo, ctx.space
     shared = [p for p in space.shared_parameters(net, edge) if p.requires_grad]
     e, out = space.edges.index(edge), []
@@ -39,8 +41,10 @@ def independent_grads(ctx: SplitContext, edge: str, batches: int) -> list[list[l
         per_op = []
         for op in ctx.ops_of(edge):
             w = algo.probabilities().detach().clone()
+            k = space.ops.index(op)
+            scored = float(w[e, k]) if softmax else 1.0
             w[e] = 0.0
-            w[e, space.ops.index(op)] = 1.0
+            w[e, k] = scored
             active = [list(a) for a in net.enabled]
             active[e] = [space.ops.index(op)]
             net.zero_grad(set_to_none=True)
@@ -138,3 +142,26 @@ def test_partition_costs_match_the_cut_functions():
     assert np.isclose(costs.min(), cost) and [list(g) for g in parts[int(costs.argmin())]] == groups
     stack = np.stack([d, 2 * d])
     assert np.allclose(partition_costs(stack, "within", 2), np.stack([costs, 2 * costs]))
+
+
+def test_scored_weight_softmax_keeps_the_ops_relaxed_weight(cfg_factory):
+    """criterion.scored_weight=softmax (official DARTS space) weights the scored op by its softmax
+    weight; one_hot (official NB201) by 1."""
+    from gmnas_cli.criteria.gm import op_gradients
+
+    cfg = cfg_factory(*SMOKE, "criterion.batches=1", "criterion.scored_weight=softmax", "name=sw")
+    ctx = root_context(cfg)
+    with torch.no_grad():
+        ctx.trainer.algo.alpha.normal_(0, 1.0)  # distinct softmax weights per op
+    edge = ctx.candidate_edges()[0]
+    ops = ctx.ops_of(edge)
+    ref = independent_grads(ctx, edge, 1, softmax=True)[0]
+    one = independent_grads(ctx, edge, 1, softmax=False)[0]
+    (_, batch), = list(gm_minibatches(ctx, 1))
+    rows = op_gradients(ctx, edge, ops, batch, 0)
+    differs = []
+    for i in range(len(ops)):
+        flat = torch.cat([g.reshape(-1) for g in ref[i]])
+        assert torch.allclose(rows[i], flat, rtol=1e-4, atol=1e-7)
+        differs.append(not torch.allclose(rows[i], torch.cat([g.reshape(-1) for g in one[i]]), rtol=1e-3))
+    assert any(differs)  # (`none` outputs zeros: its weight cannot matter)
