@@ -118,9 +118,10 @@ def test_early_stop_run_to_the_end_returns_the_full_decision(cfg_factory):
     assert (early.edge, early.groups) == (best, full[best]["groups"])
 
 
-def test_early_stop_stops_when_the_leader_wins_clearly(cfg_factory):
+@pytest.mark.parametrize("cut", ["balanced", "within"])
+def test_early_stop_stops_when_the_leader_wins_clearly(cfg_factory, cut):
     cfg = cfg_factory(*SMOKE, "criterion.batches=40", "criterion.early_stop=true", "criterion.confidence=0.01",
-                      "criterion.early_stop_min_batches=2", "name=fast")
+                      "criterion.early_stop_min_batches=2", f"criterion.cut={cut}", "name=fast")
     ctx = root_context(cfg)
     scores = gm_scores_early_stop(ctx, ctx.candidate_edges(), cfg.criterion)
     used = {s["batches"] for s in scores.values()}
@@ -165,3 +166,19 @@ def test_scored_weight_softmax_keeps_the_ops_relaxed_weight(cfg_factory):
         assert torch.allclose(rows[i], flat, rtol=1e-4, atol=1e-7)
         differs.append(not torch.allclose(rows[i], torch.cat([g.reshape(-1) for g in one[i]]), rtol=1e-3))
     assert any(differs)  # (`none` outputs zeros: its weight cannot matter)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (("criterion.early_stop=true", "criterion.average=gradient"), "criterion.average=distance"),
+    (("criterion.early_stop=true", "criterion.cut=ncut"), "criterion.cut=balanced or within"),
+    (("criterion.cut=within", "branching=3"), "criterion.cut=within"),
+])
+def test_impossible_gm_settings_are_one_line_errors(tmp_path, overrides, needle):
+    from gmnas_cli.config.validate import validate
+    from gmnas_cli.errors import ConfigError
+
+    from .conftest import make_cfg
+
+    cfg = make_cfg(tmp_path, "experiment=smoke", "criterion=gm", *overrides)
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        validate(cfg, "split")

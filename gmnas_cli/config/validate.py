@@ -65,6 +65,8 @@ def validate(cfg: DictConfig, command: str) -> None:
     for key, reg in (("algo", ALGORITHMS), ("criterion", CRITERIA)):
         if cfg[key].name not in reg:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
+    if cfg.criterion.name == "gm":
+        CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
     if command in ("report",):
         return
     for key in ("warmup_epochs", "search_epochs", "splits", "seed"):
