@@ -7,6 +7,7 @@ sequential test's margins. For each confidence level it reports where the test w
 whether the decision there equals the full decision, and the minibatches saved.
 
     .venv/bin/python scripts/early_stop_agreement.py --presets smoke demo --seeds 0 1 2 3
+    .venv/bin/python scripts/early_stop_agreement.py --presets smoke --set criterion.batches=30
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gmnas_cli.stages import split, warmup
 LEVELS = (2.0, 3.0, 4.0, 5.0)
 
 
-def run(preset: str, seed: int, out: Path) -> list[dict]:
+def run(preset: str, seed: int, out: Path, extra: list[str]) -> list[dict]:
     """Per split node: its trajectory [(n, decision, margins)] and the full decision."""
     nodes: list[list[tuple]] = []
     original = gm.confidence_margins
@@ -48,7 +49,7 @@ def run(preset: str, seed: int, out: Path) -> list[dict]:
         with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
             cfg = compose("config", overrides=[f"experiment={preset}", f"seed={seed}", f"out_dir={out}",
                                                f"name={preset}-s{seed}", "criterion.early_stop=true",
-                                               "criterion.confidence=1e12", "quiet=true"])
+                                               "criterion.confidence=1e12", "quiet=true", *extra])
         warmup.main(cfg)
         split.main(cfg)
     finally:
@@ -69,15 +70,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["smoke", "demo"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    ap.add_argument("--set", nargs="*", default=[], help="extra overrides, e.g. criterion.batches=30")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
-            rows = [r for s in args.seeds for r in run(preset, s, Path(tmp))]
+            rows = [r for s in args.seeds for r in run(preset, s, Path(tmp), args.set)]
             for c in LEVELS:
                 same = sum(r[c]["same"] for r in rows)
                 used = sum(r[c]["stopped_at"] for r in rows)
                 total = sum(r["batches"] for r in rows)
-                print(json.dumps({"preset": preset, "seeds": args.seeds, "confidence": c, "split_nodes": len(rows),
+                print(json.dumps({"preset": preset, "overrides": args.set, "seeds": args.seeds, "confidence": c, "split_nodes": len(rows),
                                   "same_decision": same, "minibatches_used": used, "minibatches_full": total,
                                   "saved_pct": round(100 * (1 - used / total), 1)}), flush=True)
 
