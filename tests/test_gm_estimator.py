@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from gmnas_cli.criteria import CRITERIA, SplitContext
 from gmnas_cli.criteria.cut import candidate_partitions, partition_costs, within_group_cut
-from gmnas_cli.criteria.gm import gm_distance, gm_minibatches, gm_scores_early_stop
+from gmnas_cli.criteria.gm import gm_distance, gm_minibatches
+from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.stages import warmup
 from gmnas_cli.stages.common import build_trainer

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gmnas_cli.criteria import CRITERIA, SplitContext
-from gmnas_cli.criteria.gm import gm_scores_early_stop
+from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.stages import bench, split, warmup
 from gmnas_cli.stages.common import build_trainer

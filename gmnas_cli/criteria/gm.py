@@ -16,15 +16,7 @@ applies d once to the minibatch-mean gradients (the estimator of earlier gmnas v
 The cut of the similarity graph (1 - D; -D for l2) gives the groups and its cost ranks edges:
 the lowest cost is split first (paper 3.4; ``criterion.cut``).
 
-``criterion.early_stop=true``: all candidate edges are scored together, minibatch by minibatch
-(the same minibatches, paths and gradients as the edge-by-edge computation). Every candidate
-(edge, partition) has a cost that is linear in D, hence a per-minibatch cost. After minibatch n
-(n >= ``criterion.early_stop_min_batches``) the leader is the decision of the running means; the
-scores stop once, for every other (edge, partition), the mean per-minibatch cost difference to the
-leader exceeds ``criterion.confidence`` standard errors of that paired difference (a sequential
-test), else at ``criterion.batches`` (the full computation, same decision). Each edge records the
-minibatches used (``batches``) and its smallest margin (``margin``, in cost units, and
-``margin_se``, in standard errors).
+``criterion.early_stop=true``: the confidence early stop of ``criteria/gm_stop.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +28,7 @@ import numpy as np
 import torch
 
 from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDecision
-from gmnas_cli.criteria.cut import balanced_min_cut, ncut, partition_costs, within_group_cut
+from gmnas_cli.criteria.cut import balanced_min_cut, ncut, within_group_cut
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.io import read_json, write_json
 from gmnas_cli.logging import log, progress_bar
@@ -45,7 +37,7 @@ from gmnas_cli.seeding import derive_seed, generator
 Layout = list[tuple[int, tuple[int, ...]]]  # per shared parameter: (offset in a row, shape)
 
 
-def _opt(cfg: Any, key: str, default: str) -> str:
+def cfg_option(cfg: Any, key: str, default: str) -> str:
     value = getattr(cfg, key, default)
     return str(getattr(value, "value", value))
 
@@ -85,7 +77,7 @@ def op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torc
     relaxed = base_active is None
     base_active = [list(a) for a in (base_active or net.enabled)]
     e_idx = space.edges.index(edge)
-    keep_weight = _opt(trainer.cfg.criterion, "scored_weight", "one_hot") == "softmax" and relaxed
+    keep_weight = cfg_option(trainer.cfg.criterion, "scored_weight", "one_hot") == "softmax" and relaxed
     for i, op in enumerate(ops):
         k = space.ops.index(op)
         w = base_w.detach().clone()
@@ -169,8 +161,8 @@ class EdgeScorer:
     def __init__(self, ctx: SplitContext, edge: str, ops: list[str], cfg: Any = None) -> None:
         cfg = cfg if cfg is not None else ctx.trainer.cfg.criterion
         self.ctx, self.edge, self.ops = ctx, edge, ops
-        self.kind = _opt(cfg, "similarity", "cosine")
-        self.average = _opt(cfg, "average", "distance")
+        self.kind = cfg_option(cfg, "similarity", "cosine")
+        self.average = cfg_option(cfg, "average", "distance")
         self.layout = row_layout(shared_parameters(ctx, edge))
         self.dists: list[np.ndarray] = []  # per minibatch (average=distance)
         self.grad_sum: torch.Tensor | None = None  # average=gradient
@@ -197,11 +189,11 @@ class EdgeScorer:
 _EdgeScorer = EdgeScorer  # the name `gmnas bench` imports
 
 
-def _bn_buffers(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+def save_bn_buffers(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
 
 
-def _restore_buffers(net: torch.nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+def restore_bn_buffers(net: torch.nn.Module, buffers: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():  # scoring must not move BN statistics of the parent
         state = net.state_dict()
         for k, v in buffers.items():
@@ -212,13 +204,13 @@ def gm_distance(ctx: SplitContext, edge: str, ops: list[str], batches: int, cfg:
     """The GM distance matrix of ``edge``'s ops over ``batches`` training minibatches."""
     net = ctx.trainer.net
     scorer = EdgeScorer(ctx, edge, ops, cfg)
-    buffers = _bn_buffers(net)
+    buffers = save_bn_buffers(net)
     net.train()
     with progress_bar(f"GM node {ctx.leaf.id} edge {edge}", batches) as advance:
         for done, batch in gm_minibatches(ctx, batches):
             scorer.add_batch(done, batch)
             advance(1)
-    _restore_buffers(net, buffers)
+    restore_bn_buffers(net, buffers)
     return scorer.distance()
 
 
@@ -229,7 +221,7 @@ def cut_similarity(dist: np.ndarray, kind: str) -> np.ndarray:
 
 def score_from_distance(dist: np.ndarray, ops: list[str], cfg: Any, branching: int) -> dict[str, Any]:
     """Distances, cut (``criterion.cut``), its cost and groups of one edge."""
-    kind, cut_kind = _opt(cfg, "similarity", "cosine"), _opt(cfg, "cut", "balanced")
+    kind, cut_kind = cfg_option(cfg, "similarity", "cosine"), cfg_option(cfg, "cut", "balanced")
     if cut_kind == "within":
         groups, cost = within_group_cut(dist, branching)
     else:
@@ -245,90 +237,6 @@ def decision_state(scores: dict[str, dict[str, Any]], edges: list[str]) -> tuple
     return tuple(order), tuple(tuple(g) for g in scores[order[0]]["groups"])
 
 
-def _cost_matrix(scorer: EdgeScorer, cfg: Any, branching: int) -> np.ndarray:
-    """[batches, K]: every candidate partition's cost on every minibatch (linear cuts only)."""
-    rule = _opt(cfg, "cut", "balanced")
-    stack = np.stack(scorer.dists)
-    mat = cut_similarity(stack, scorer.kind) if rule == "balanced" else stack
-    return partition_costs(mat, rule, branching)
-
-
-def _partition_index(groups: list[list[str]], ops: list[str], cfg: Any, branching: int) -> int:
-    from gmnas_cli.criteria.cut import candidate_partitions
-
-    target = tuple(sorted(tuple(sorted(ops.index(o) for o in g)) for g in groups))
-    parts = candidate_partitions(_opt(cfg, "cut", "balanced"), len(ops), branching)
-    return [tuple(sorted(p)) for p in parts].index(target)
-
-
-def confidence_margins(scorers: dict[str, EdgeScorer], scores: dict[str, dict[str, Any]], edges: list[str],
-                       cfg: Any, branching: int) -> dict[str, tuple[float, float | None]]:
-    """Per edge, the smallest (mean, mean / standard error) of the paired per-minibatch cost
-    difference between its candidate partitions and the leading (edge, partition)."""
-    order, _ = decision_state(scores, edges)
-    lead = order[0]
-    costs = {e: _cost_matrix(scorers[e], cfg, branching) for e in edges}
-    k_lead = _partition_index(scores[lead]["groups"], scorers[lead].ops, cfg, branching)
-    lead_cost = costs[lead][:, k_lead]
-    n = len(lead_cost)
-    out: dict[str, tuple[float, float | None]] = {}
-    for e in edges:
-        diff = costs[e] - lead_cost[:, None]
-        if e == lead:
-            diff = np.delete(diff, k_lead, axis=1)
-        if diff.shape[1] == 0:
-            out[e] = (float("inf"), None)
-            continue
-        mean = diff.mean(axis=0)
-        se = diff.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full_like(mean, np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(se > 0, mean / np.where(se > 0, se, 1.0), np.where(mean > 0, np.inf, -np.inf))
-        k = int(np.argmin(z))
-        out[e] = (float(mean[k]), float(z[k]) if np.isfinite(z[k]) else None)
-    return out
-
-
-def _wins(margins: dict[str, tuple[float, float | None]], confidence: float) -> bool:
-    for mean, z in margins.values():
-        if mean == float("inf"):
-            continue
-        if not mean > 0:
-            return False
-        if z is not None and not z > confidence:
-            return False
-    return True
-
-
-def gm_scores_early_stop(ctx: SplitContext, edges: list[str], cfg: Any) -> dict[str, dict[str, Any]]:
-    """Score ``edges`` together, stopping by the confidence test (module docstring)."""
-    batches = int(cfg.batches)
-    min_batches = max(int(getattr(cfg, "early_stop_min_batches", 2)), 2)
-    confidence = float(cfg.confidence)
-    net = ctx.trainer.net
-    scorers = {e: EdgeScorer(ctx, e, ctx.ops_of(e), cfg) for e in edges}
-    buffers = _bn_buffers(net)
-    net.train()
-    scores: dict[str, dict[str, Any]] = {}
-    margins: dict[str, tuple[float, float | None]] = {}
-    with progress_bar(f"GM node {ctx.leaf.id} ({len(edges)} edges, early stop)", batches) as advance:
-        for done, batch in gm_minibatches(ctx, batches):
-            for e in edges:
-                scorers[e].add_batch(done, batch)
-            advance(1)
-            if done + 1 < min_batches and done + 1 < batches:
-                continue
-            scores = {e: score_from_distance(sc.distance(), sc.ops, cfg, ctx.branching) for e, sc in scorers.items()}
-            margins = confidence_margins(scorers, scores, edges, cfg, ctx.branching)
-            if _wins(margins, confidence):
-                break
-    _restore_buffers(net, buffers)
-    for e, sc in scorers.items():
-        mean, z = margins.get(e, (float("inf"), None))
-        scores[e].update(batches=sc.batches, margin=None if mean == float("inf") else round(mean, 8),
-                         margin_se=None if z is None else round(z, 4))
-    return scores
-
-
 @CRITERIA.register("gm")
 class GradientMatching(Criterion):
     name = "gm"
@@ -337,10 +245,10 @@ class GradientMatching(Criterion):
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
         if cfg.early_stop:
-            if _opt(cfg, "average", "distance") != "distance":
+            if cfg_option(cfg, "average", "distance") != "distance":
                 raise ConfigError("criterion.early_stop=true needs criterion.average=distance (its test uses "
                                   "per-minibatch distances)")
-            if _opt(cfg, "cut", "balanced") == "ncut":
+            if cfg_option(cfg, "cut", "balanced") == "ncut":
                 raise ConfigError("criterion.early_stop=true needs a linear cut: criterion.cut=balanced or within")
 
     def score_edge(self, ctx: SplitContext, edge: str) -> dict[str, Any]:
@@ -357,6 +265,8 @@ class GradientMatching(Criterion):
             scores = read_json(ctx.progress_path)  # edges scored before an interruption
         todo = [e for e in edges if e not in scores]
         if todo and self.cfg.early_stop:
+            from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
+
             # The sequential test compares edges on the same minibatches: all are scored together.
             scores = gm_scores_early_stop(ctx, edges, self.cfg)
             for edge in edges:
