@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gmnas_cli.algorithms import ALGORITHMS, build_algorithm
-from gmnas_cli.algorithms.darts2 import unrolled_arch_grad
+from gmnas_cli.algorithms.darts2 import _unrolled_arch_grad_fp32, unrolled_arch_grad
 from gmnas_cli.algorithms.rsps import path_connected
 from gmnas_cli.config.schema import AlgoConfig, SpaceConfig
 from gmnas_cli.spaces import build_space
@@ -56,8 +56,9 @@ class ToySpace:
     ops = ToyNet.ops
 
 
-def _exact_second_order(algo, net: nn.Module, opt: torch.optim.SGD, train, val) -> torch.Tensor:
-    """d/d alpha of L_val(w - xi * SGDstep(w, alpha), alpha) by double backward."""
+def _exact_second_order(algo, net: nn.Module, opt: torch.optim.SGD, train, val, official: bool) -> torch.Tensor:
+    """d/d alpha of L_val(w - xi * step(w, alpha), alpha) by double backward; step = SGD's own, or the
+    official DARTS/GM-NAS _compute_unrolled_model (momentum * buf + d, also with Nesterov)."""
     alpha = algo.alpha
     names = [n for n, p in net.named_parameters()]
     params = dict(net.named_parameters())
@@ -73,18 +74,23 @@ def _exact_second_order(algo, net: nn.Module, opt: torch.optim.SGD, train, val) 
             new[n] = p
             continue
         d = gr + wd * p
+        if official:
+            new[n] = p - lr * (opt.state[p]["momentum_buffer"] * mu + d)
+            continue
         buf = opt.state[p]["momentum_buffer"] * mu + d
         new[n] = p - lr * (d + mu * buf if nesterov else buf)
     loss_v = F.cross_entropy(functional_call(net, new, (val[0], weights)), val[1])
     return torch.autograd.grad(loss_v, alpha)[0]
 
 
+@pytest.mark.parametrize("step", ["official", "exact"])
 @pytest.mark.parametrize("nesterov", [True, False])
-def test_second_order_matches_double_backward(nesterov: bool) -> None:
+def test_second_order_matches_double_backward(nesterov: bool, step: str) -> None:
     torch.manual_seed(0)
     mask = torch.tensor([[True, True, True], [True, False, True]])  # one disabled op: never moved
     net = ToyNet(mask).double()
-    algo = ALGORITHMS["darts"](AlgoConfig(name="darts", order=2, unrolled_eps=0.01), ToySpace(), net)
+    algo = ALGORITHMS["darts"](AlgoConfig(name="darts", order=2, unrolled_eps=0.01, unrolled_step=step),
+                               ToySpace(), net)
     algo.alpha = (0.5 * torch.randn(2, 3, dtype=torch.float64)).requires_grad_()
     algo.arch_optimizer = torch.optim.Adam([algo.alpha], lr=3e-4)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=nesterov, weight_decay=5e-3)
@@ -103,13 +109,42 @@ def test_second_order_matches_double_backward(nesterov: bool) -> None:
     assert all(p.grad is None for p in net.parameters())
     assert loss > 0
 
-    exact = _exact_second_order(algo, net, opt, train, val)
+    exact = _exact_second_order(algo, net, opt, train, val, official=step == "official")
     first = torch.autograd.grad(F.cross_entropy(net(val[0], algo.probabilities()), val[1]), algo.alpha)[0]
     rel = float((fd - exact).norm() / exact.norm())
     print(f"relative error {rel:.2e}")
     assert rel < 1e-4, rel
     assert float((first - exact).norm() / exact.norm()) > 10 * rel  # the Hessian term matters
     assert torch.all(fd[~mask] == 0)
+    if nesterov:  # the two steps differ only with Nesterov
+        other = _exact_second_order(algo, net, opt, train, val, official=step != "official")
+        assert float((fd - other).norm() / exact.norm()) > 10 * rel
+
+
+def test_second_order_hvp_under_amp_equals_fp32() -> None:
+    """bf16 autocast around the arch step (amp=true) does not reach the unrolled step: the same
+    gradient as in fp32 (fidelity review item 5: under bf16 the HVP had cosine 0.77)."""
+    space = build_space(SpaceConfig(name="nb201", ops=NB201_OPS, C=4, N=1), 10, 1)
+    torch.manual_seed(0)
+    net = space.build_supernet(space.full_mask())
+    algo = build_algorithm(AlgoConfig(name="darts", order=2), space, net)
+    with torch.no_grad():
+        algo.alpha.normal_(0, 0.1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    train, val = (x[:8], y[:8]), (x[8:], y[8:])
+    F.cross_entropy(net(train[0], algo.probabilities().detach()), train[1]).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    loss_fn = lambda logits, t: F.cross_entropy(logits.float(), t)  # noqa: E731  (the trainer's)
+    fp32, loss32 = unrolled_arch_grad(algo, train, val, loss_fn, opt)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp, loss_amp = unrolled_arch_grad(algo, train, val, loss_fn, opt)
+    assert amp.dtype == torch.float32
+    assert torch.allclose(amp, fp32, rtol=1e-5, atol=1e-8) and loss_amp == pytest.approx(loss32, rel=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # without the guard the gradient moves
+        unguarded, _ = _unrolled_arch_grad_fp32(algo, train, val, loss_fn, opt)
+    assert not torch.allclose(unguarded, fp32, rtol=1e-3, atol=1e-6)
 
 
 # ---------------------------------------------------------------- SNAS, GDAS, RSPS
@@ -141,7 +176,7 @@ def test_snas_samples_only_enabled_ops_and_sharpen() -> None:
         assert torch.all(w[net.mask_tensor] > 0)
         assert torch.allclose(w.sum(-1), torch.ones(len(space.edges)))
     soft = min(float(algo.train_weights(gen)[0].detach().max(-1).values.min()) for _ in range(5))
-    algo.epoch_start(4, 5)
+    algo.epoch_start(5, 5)  # official TempScheduler: tau_min after T epochs
     assert algo.tau == pytest.approx(1e-3)
     for _ in range(20):
         w, _ = algo.train_weights(gen)
@@ -230,3 +265,27 @@ def test_stages_derive_inside_leaf_masks(tmp_path: Path, algo: str) -> None:
         assert all(op in leaf["mask"][e] for e, op in result["arch_ops"].items())
         assert (result["alpha"] is None) == (algo == "rsps")
     assert json.loads((root / "selection.json").read_text())["leaf"] in [n["id"] for n in leaves]
+
+
+def test_rsps_derive_scores_distinct_paths_on_the_whole_half() -> None:
+    """Official rsws_project: eval_archs distinct paths, each on the whole architecture half."""
+    space, net, algo = _nb201(None, "rsps", eval_archs=6, eval_batches=0)
+    batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))) for _ in range(3)]
+    scored: list[tuple[str, int]] = []
+    calls = {"iter": 0}
+
+    def val_batches():
+        calls["iter"] += 1
+        return iter(batches)
+
+    original = net.forward
+
+    def spy(x, w, active=None):
+        scored.append((space.arch_to_str({e: space.ops[a[0]] for e, a in zip(space.edges, active)}), len(x)))
+        return original(x, w, active)
+
+    net.forward = spy
+    algo.derive(val_batches, torch.Generator().manual_seed(0))
+    paths = [p for p, _ in scored]
+    assert len(set(paths)) == 6 and len(paths) == 6 * len(batches)  # 6 distinct paths x every batch
+    assert calls["iter"] == 6

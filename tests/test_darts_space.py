@@ -143,15 +143,23 @@ def test_space_preset_follows_the_paper(tmp_path):
     assert (nb.retrain.epochs, nb.retrain.layers, nb.retrain.C, nb.retrain.nesterov) == (200, 17, 16, True)
 
 
-PAPER = {"paper_darts_gm_darts1": ("darts", 1, "gm", 8), "paper_darts_gm_darts2": ("darts", 2, "gm", 8),
-         "paper_darts_gm_snas": ("snas", 1, "gm", 8), "paper_darts_fewshot_darts1": ("darts", 1, "exhaustive", 7)}
+PAPER = {"paper_darts_gm_darts1": ("darts", 1, "gm", 7), "paper_darts_gm_darts2": ("darts", 2, "gm", 7),
+         "paper_darts_gm_snas": ("snas", 1, "gm", 7), "paper_darts_fewshot_darts1": ("darts", 1, "exhaustive", 7)}
 
 
 @pytest.mark.parametrize("preset", sorted(PAPER))
 def test_paper_darts_presets(tmp_path, preset):
-    algo, order, crit, _ = PAPER[preset]
+    algo, order, crit, n_ops = PAPER[preset]
     cfg = make_cfg(tmp_path, f"experiment={preset}", "dataset.root=data", "seed=2")
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    # official GM-NAS spaces.py: the 7 DARTS ops (`none` commented out)
+    assert list(cfg.space.ops) == [o for o in DARTS_OPS if o != "none"] and len(cfg.space.ops) == n_ops
+    assert list(cfg.space.unsplittable_ops) == []
+    if crit == "gm":  # official train_search_ws.py: the scored op keeps its softmax weight
+        assert cfg.criterion.scored_weight.value == "softmax"
+    if algo == "snas":  # official snas-ws-darts-res.sh: --tau_max 1 --tau_min 0.03
+        assert (cfg.algo.tau_max, cfg.algo.tau_min) == (1.0, 0.03)
+    assert cfg.restart is (crit == "gm")
     assert (cfg.space.name, cfg.algo.name, cfg.algo.order, cfg.criterion.name) == ("darts", algo, order, crit)
     assert cfg.dataset.name == "cifar10" and cfg.select.criterion.value == "successive_halving"
     assert cfg.name == f"{preset}-cifar10-s2" and cfg.retrain.layers == 20

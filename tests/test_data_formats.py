@@ -93,6 +93,8 @@ def test_cifar100_fine_labels(tmp_path: Path) -> None:
     assert data.train_x.shape == (12, 3, 32, 32) and data.test_x.shape == (5, 3, 32, 32)
     assert data.train_y.tolist() == [int(v) for v in train["fine_labels"]]
     assert data.num_classes == 100
+    # CIFAR-100's own statistics (xautodl, official GM-NAS _data_transforms_cifar100), not CIFAR-10's
+    assert (data.mean, data.std) == ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
     msg = _error(_cfg("cifar100", tmp_path, num_classes=10))
     assert "dataset.num_classes=10" in msg and "100" in msg
 

@@ -15,6 +15,7 @@ from .conftest import make_cfg
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 PRESETS = {  # name -> (algo, criterion, space ops)
     "paper_nb201_gm_darts": ("darts", "gm", NB201_OPS),
+    "paper_nb201_gm_darts1": ("darts", "gm", NB201_OPS),
     "paper_nb201_gm_snas": ("snas", "gm", NB201_OPS),
     "paper_nb201_gm_rsps": ("rsps", "gm", NB201_OPS),
     "paper_nb201_fewshot_darts": ("darts", "exhaustive", NB201_OPS),
@@ -48,13 +49,18 @@ def test_paper_nb201_preset(preset: str) -> None:
     assert (t.batch_size, t.lr, t.lr_min, t.momentum, t.nesterov, t.grad_clip) == (48, 0.025, 0.001, 0.9, True, 5.0)
     assert t.weight_decay == (1e-4 if rsps else 5e-4)
     assert t.max_steps_per_epoch == 0 and cfg.dataset.limit == 0
-    if not rsps:  # alpha: Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3; DARTS first order
+    assert str(t.search_schedule.value) == "run"  # official NB201: search lr keeps T_max = the whole run
+    if not rsps:  # alpha: Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3
         a = cfg.algo
-        assert (a.order, a.arch_lr, list(a.arch_betas), a.arch_weight_decay) == (1, 3e-4, [0.5, 0.999], 1e-3)
+        assert (a.arch_lr, list(a.arch_betas), a.arch_weight_decay) == (3e-4, [0.5, 0.999], 1e-3)
+    if algo == "darts":  # official NB201 GM + DARTS (2nd); the first-order variant is named as such
+        assert cfg.algo.order == (1 if preset.endswith("darts1") else 2)
     if algo == "snas":
         assert (cfg.algo.tau_max, cfg.algo.tau_min) == (1.0, 0.1)
-    # DARTS/SNAS: splits at epochs 15 and 30, then 30 search epochs; RSPS: 20, 40, then 50.
-    assert (cfg.warmup_epochs, cfg.search_epochs) == ((20, 50) if rsps else (15, 30))
+    # DARTS/SNAS: splits at epochs 15 and 30, then 30 search epochs; RSPS: 20, 40, then 50;
+    # One-Shot: the base method's own schedule, alpha trained from epoch 0 for the same 60 epochs.
+    expected = (0, 60) if crit == "none" else ((20, 50) if rsps else (15, 30))
+    assert (cfg.warmup_epochs, cfg.search_epochs) == expected
     if crit in ("gm", "random"):
         assert (cfg.splits, cfg.branching) == (2, 2)
     elif crit == "exhaustive":
@@ -63,5 +69,5 @@ def test_paper_nb201_preset(preset: str) -> None:
         assert cfg.criterion.batches == 100 and cfg.criterion.edge_selection == "cut_cost"
     else:
         assert cfg.criterion.edge_selection == "random" or crit == "none"
-    assert cfg.restart is True
+    assert cfg.restart is (crit in ("gm", "random"))  # Few-Shot transfers the one-shot weights
     assert str(getattr(cfg.select.criterion, "value", cfg.select.criterion)) == "max"

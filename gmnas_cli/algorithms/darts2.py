@@ -4,14 +4,19 @@
     g_a  = d_a L_val(w', a) - c * (d_a L_train(w+, a) - d_a L_train(w-, a)) / (2 eps)
     w+-  = w +- eps * d_w' L_val(w', a),   eps = unrolled_eps / ||d_w' L_val(w', a)||
 
-``xi`` is the optimizer's current learning rate (DARTS' choice). ``step_SGD`` is exactly what
-``torch.optim.SGD`` would apply: d = grad + weight_decay * w, buf' = momentum * buf + d, step =
-buf' (or d + momentum * buf' with Nesterov). DARTS' code writes w' = w - xi (momentum * buf + d),
-the same without Nesterov. ``c`` is d(step)/d(grad) times xi: xi, or xi * (1 + momentum) with
-Nesterov, so that g_a is the derivative of L_val(w'(a), a) in both cases. Parameters that got no
+``xi`` is the optimizer's current learning rate (DARTS' choice). ``algo.unrolled_step=official``
+(default) is DARTS' and GM-NAS' ``_compute_unrolled_model``: d = grad + weight_decay * w,
+step = momentum * buf + d (buf: the optimizer's momentum buffer, 0 before the first step), c = xi,
+with or without Nesterov. ``exact`` is what ``torch.optim.SGD`` would apply: buf' = momentum * buf
++ (1 - dampening) d, step = buf' (or d + momentum * buf' with Nesterov), and c = d(step)/d(grad)
+times xi: xi, or xi * (1 + momentum) with Nesterov, so that g_a is the derivative of
+L_val(w'(a), a). Without Nesterov (and dampening 0) both are the same step. Parameters that got no
 gradient (disabled or `none` ops) are not moved, as SGD would not move them. Weights and BN buffers
 are restored exactly afterwards (gradients come from ``autograd.grad``, so no ``.grad`` field of
 the weights is touched); only alpha, its gradient and its optimizer change.
+
+The whole step runs in fp32 whatever ``amp`` says: bf16 cannot resolve the finite-difference
+perturbation eps = 0.01 / ||v|| (fidelity review item 5; the official code is fp32 throughout).
 """
 
 from __future__ import annotations
@@ -35,10 +40,17 @@ def _grads(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor 
 
 def unrolled_arch_grad(algo: Algorithm, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                        w_optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, float]:
-    """The second-order gradient of alpha and the validation loss at w'; the net is left as found."""
+    """The second-order gradient of alpha and the validation loss at w' (fp32); the net is left as found."""
+    with torch.autocast(device_type=algo.alpha.device.type, enabled=False):
+        return _unrolled_arch_grad_fp32(algo, train_batch, val_batch, loss_fn, w_optimizer)
+
+
+def _unrolled_arch_grad_fp32(algo: Algorithm, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
+                             w_optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, float]:
     from gmnas_cli.algorithms.base import forward_loss
 
     net, alpha = algo.net, algo.alpha
+    exact = str(getattr(algo.cfg.unrolled_step, "value", algo.cfg.unrolled_step)) == "exact"
     params = [p for p in net.parameters() if p.requires_grad]
     groups = _sgd_settings(w_optimizer)
     saved = [p.detach().clone() for p in params]
@@ -47,7 +59,7 @@ def unrolled_arch_grad(algo: Algorithm, train_batch: Batch, val_batch: Batch, lo
     # 1) w' = w - xi * step, the optimizer's own step from the training loss.
     loss_train = forward_loss(net, train_batch, algo.probabilities().detach(), None, loss_fn)
     g_train = _grads(loss_train, params)
-    coef = 0.0  # d w' / d grad: xi, or xi * (1 + momentum) with Nesterov (one lr per optimizer here)
+    coef = 0.0  # d w' / d grad: xi (official), or xi * (1 + momentum) with exact Nesterov
     with torch.no_grad():
         for p, g in zip(params, g_train):
             if g is None:
@@ -56,13 +68,17 @@ def unrolled_arch_grad(algo: Algorithm, train_batch: Batch, val_batch: Batch, lo
             lr, mu, wd = float(s["lr"]), float(s["momentum"]), float(s["weight_decay"])
             d = g + wd * p if wd else g
             buf = w_optimizer.state.get(p, {}).get("momentum_buffer")
-            if mu:
-                buf = d.clone() if buf is None else buf * mu + (1.0 - float(s["dampening"])) * d
-                step = d + mu * buf if s["nesterov"] else buf
+            if not exact:  # official _compute_unrolled_model: w - eta * (momentum * buf + d)
+                step = d + mu * buf if (mu and buf is not None) else d
+                coef = lr
             else:
-                step = d
+                if mu:
+                    buf = d.clone() if buf is None else buf * mu + (1.0 - float(s["dampening"])) * d
+                    step = d + mu * buf if s["nesterov"] else buf
+                else:
+                    step = d
+                coef = lr * ((1.0 + mu) if (mu and s["nesterov"]) else 1.0)
             p.sub_(lr * step)
-            coef = lr * ((1.0 + mu) if (mu and s["nesterov"]) else 1.0)
 
     # 2) d_a and d_w' of L_val(w', a).
     loss_val = forward_loss(net, val_batch, algo.probabilities(), None, loss_fn)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS
-from gmnas_cli.algorithms.snas import Snas, gumbel_noise
+from gmnas_cli.algorithms.snas import Snas, gumbel_noise, linear_tau
 from gmnas_cli.spaces.base import Active
 
 
@@ -22,6 +22,10 @@ class Gdas(Snas):
     """Gumbel-max one-hot paths with straight-through gradients; alpha by Adam."""
 
     name = "gdas"
+
+    def tau_at(self, epoch: int, total_epochs: int) -> float:
+        """AutoDL GDAS: tau_max - (tau_max - tau_min) e / (T - 1)."""
+        return linear_tau(float(self.cfg.tau_max), float(self.cfg.tau_min), epoch, total_epochs)
 
     def hard_sample(self, gen: torch.Generator) -> tuple[torch.Tensor, list[list[int]]]:
         """Straight-through one-hot weights and the single sampled op index of every edge."""

@@ -4,10 +4,12 @@ No architecture parameters and no architecture step. Every training minibatch tr
 uniformly random single path inside the op mask (one op per edge, weight 1, only that op
 computed); on NAS-Bench-201 a path must connect the input node to the output node through ops
 other than `none` (rejection sampling, so the draw stays uniform over connected paths).
-``derive`` samples ``eval_archs`` paths inside the mask, scores each with the supernet on the
-same ``eval_batches`` minibatches of the architecture half (never the test split) and keeps the
-most accurate (ties: lower loss, then the earlier sample) — AutoDL's RSPS ranks by validation
-accuracy (one batch per path, 100 paths); our defaults are in ``AlgoConfig``.
+``derive`` samples ``eval_archs`` distinct paths inside the mask, scores each with the supernet on
+the same minibatches of the architecture half (never the test split): by default the whole half
+(``eval_batches=0``), as the official GM-NAS ``projection.py:rsws_project`` evaluates 200 distinct
+paths on the whole validation queue; ``eval_batches=K`` keeps the first K minibatches of
+``eval_batch_size`` images (0: ``train.batch_size``). The most accurate path wins (ties: lower
+loss, then the earlier sample).
 """
 
 from __future__ import annotations
@@ -86,28 +88,40 @@ class Rsps(Algorithm):
     @torch.no_grad()
     def derive(self, val_batches: Callable[[], Iterable[Batch]] | None = None,
                gen: torch.Generator | None = None) -> Arch:
-        """The best of ``eval_archs`` sampled paths on ``eval_batches`` architecture-half batches."""
+        """The best of ``eval_archs`` distinct sampled paths on the architecture half (module docstring)."""
         if val_batches is None:
             raise ConfigError("rsps: derive needs minibatches of the architecture half")
-        batches = list(islice(val_batches(), max(int(self.cfg.eval_batches), 1)))
-        if not batches:
+        k = int(self.cfg.eval_batches)
+        cached = list(islice(val_batches(), k)) if k > 0 else None
+        if cached is not None and not cached:
             raise ConfigError("rsps: the architecture half yields no minibatch to score paths on")
         gen = gen if gen is not None else torch.Generator().manual_seed(0)
         was_training = self.net.training
         self.net.eval()  # as the supernet validation (and AutoDL's search_find_best)
         best: tuple[float, float] | None = None
         best_arch: Arch = {}
-        for _ in range(max(int(self.cfg.eval_archs), 1)):
-            arch = self.sample_path(gen)
+        for arch in self.distinct_paths(max(int(self.cfg.eval_archs), 1), gen):
             w, active = self.path_weights(arch)
             correct, loss, n = 0, 0.0, 0
-            for x, y in batches:
+            for x, y in (cached if cached is not None else val_batches()):
                 logits = self.net(x, w, active)
                 loss += float(torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
                 correct += int((logits.argmax(1) == y).sum())
                 n += len(y)
+            if n == 0:
+                raise ConfigError("rsps: the architecture half yields no minibatch to score paths on")
             key = (correct / n, -loss / n)
             if best is None or key > best:
                 best, best_arch = key, arch
         self.net.train(was_training)
         return best_arch
+
+    def distinct_paths(self, count: int, gen: torch.Generator) -> list[Arch]:
+        """Up to ``count`` distinct connected paths (fewer only if the mask holds fewer)."""
+        seen: dict[str, Arch] = {}
+        for _ in range(MAX_TRIES):
+            if len(seen) >= count:
+                break
+            arch = self.sample_path(gen)
+            seen.setdefault(self.space.arch_to_str(arch), arch)
+        return list(seen.values())

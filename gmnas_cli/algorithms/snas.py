@@ -3,9 +3,11 @@
 Every forward pass draws per edge ``softmax((alpha + G) / tau)`` over the enabled ops only
 (disabled ops get exactly 0 and are never computed), G ~ Gumbel(0, 1) from the passed generator.
 alpha is trained bilevel by Adam on the architecture half (DESIGN.md), through the sample. The
-temperature anneals linearly from ``tau_max`` to ``tau_min`` over the epochs of each trained
-phase (the schedule AutoDL's GDAS uses; DESIGN.md: 1 -> 0.1 on NAS-Bench-201), like the lr
-cosine restarts per phase. The derived architecture is the argmax of alpha (DARTS' rule).
+temperature anneals linearly from ``tau_max`` to ``tau_min`` as the official GM-NAS
+``TempScheduler``: tau(e) = tau_min + (1 - e/T)(tau_max - tau_min), over the whole run in the
+warmup/split phase (T = all epochs; children inherit the parent's epoch) and restarted over the
+search epochs (official ``TempScheduler(total_epoch - end_epoch)``). The derived architecture is
+the argmax of alpha (DARTS' rule).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ def gumbel_noise(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Gumbel(0, 1) noise shaped like ``like``, drawn on CPU from ``gen`` (exact resume)."""
     u = torch.rand(like.shape, generator=gen, dtype=torch.float64).clamp_(1e-20, 1.0 - 1e-12)
     return (-torch.log(-torch.log(u))).to(device=like.device, dtype=like.dtype)
+
+
+def gm_nas_tau(tau_max: float, tau_min: float, epoch: int, total: int) -> float:
+    """Official GM-NAS ``TempScheduler.decay_whole_process``: (1 - e/T)(max - min) + min, >= min."""
+    if total <= 0:
+        return tau_max
+    return max((1.0 - epoch / total) * (tau_max - tau_min) + tau_min, tau_min)
 
 
 def linear_tau(tau_max: float, tau_min: float, epoch: int, total: int) -> float:
@@ -44,9 +53,12 @@ class Snas(Darts):
         super().__init__(cfg, space, net)
         self.tau = float(cfg.tau_max)
 
+    def tau_at(self, epoch: int, total_epochs: int) -> float:
+        return gm_nas_tau(float(self.cfg.tau_max), float(self.cfg.tau_min), epoch, total_epochs)
+
     def epoch_start(self, epoch: int, total_epochs: int) -> None:
         super().epoch_start(epoch, total_epochs)
-        self.tau = linear_tau(float(self.cfg.tau_max), float(self.cfg.tau_min), epoch, total_epochs)
+        self.tau = self.tau_at(epoch, total_epochs)
 
     def relaxed_sample(self, gen: torch.Generator) -> torch.Tensor:
         """``softmax((alpha + G) / tau)`` per edge; exactly 0 on disabled ops."""

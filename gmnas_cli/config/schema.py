@@ -45,10 +45,40 @@ class Similarity(str, Enum):
 
 
 class Cut(str, Enum):
-    """Graph cut: balanced min-cut (Eqn. 3) or normalised cut (Appendix B.3)."""
+    """Graph cut: balanced min-cut (Eqn. 3), normalised cut (Appendix B.3), or the official
+    DARTS-space rule (``within``: groups of >= 2 ops, least within-group distance)."""
 
     balanced = "balanced"
     ncut = "ncut"
+    within = "within"
+
+
+class GradientAverage(str, Enum):
+    """What GM averages over minibatches: distance matrices (official, App. B.2) or gradients."""
+
+    distance = "distance"
+    gradient = "gradient"
+
+
+class ScoredWeight(str, Enum):
+    """Weight of the scored op on its edge: 1 (official NB201) or its softmax weight (official DARTS space)."""
+
+    one_hot = "one_hot"
+    softmax = "softmax"
+
+
+class UnrolledStep(str, Enum):
+    """DARTS 2nd order virtual step: official (w - xi(mu buf + d), coefficient xi) or exact SGD."""
+
+    official = "official"
+    exact = "exact"
+
+
+class SearchSchedule(str, Enum):
+    """Search-phase lr cosine / temperature length: search epochs (restart) or the whole run."""
+
+    restart = "restart"
+    run = "run"
 
 
 class SelectCriterion(str, Enum):
@@ -88,9 +118,11 @@ class AlgoConfig:
     arch_weight_decay: float = bounded(1e-3, ge=0)
     tau_max: float = bounded(1.0, gt=0)  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
     tau_min: float = bounded(0.1, gt=0)
-    eval_archs: int = bounded(200, ge=1)  # RSPS: sampled architectures scored at derivation
-    eval_batches: int = bounded(5, ge=1)  # RSPS: validation minibatches per sampled architecture
+    eval_archs: int = bounded(200, ge=1)  # RSPS: distinct sampled paths scored at derivation (official rsws_project: 200)
+    eval_batches: int = bounded(0, ge=0)  # RSPS: architecture-half minibatches per path; 0: the whole half (official)
+    eval_batch_size: int = bounded(0, ge=0)  # RSPS derivation minibatch size; 0: train.batch_size (official valid_queue)
     unrolled_eps: float = bounded(0.01, gt=0)  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
+    unrolled_step: UnrolledStep = UnrolledStep.official  # official _compute_unrolled_model (also with Nesterov)
 
 
 rule("algo.tau_min <= algo.tau_max")  # the temperature anneals downwards (SNAS/GDAS)
@@ -110,6 +142,9 @@ class TrainConfig:
     augment: bool = True  # random crop + flip for image data sets
     log_every: int = bounded(0, ge=0)  # steps between log lines (0: once per epoch)
     max_steps_per_epoch: int = bounded(0, ge=0)  # 0: full epoch; >0 caps steps (smoke tests)
+    # Search-phase schedule: restart = cosine/tau over search_epochs (official DARTS space,
+    # --fix_sche 1); run = over the whole run's epochs (official NB201). Split phase: whole run always.
+    search_schedule: SearchSchedule = SearchSchedule.restart
 
 
 rule("train.lr_min <= train.lr")  # cosine from lr down to lr_min
@@ -136,11 +171,14 @@ class CriterionConfig:
     name: str = MISSING
     batches: int = bounded(100, ge=1)  # GM: minibatches averaged (DESIGN.md)
     similarity: Similarity = Similarity.cosine  # paper Table 6
-    edge_selection: Any = "cut_cost"  # "cut_cost" | "random" | list of edge names
-    cut: Cut = Cut.balanced  # Eqn. 3, or Appendix B.3's ncut
-    early_stop: bool = False  # stop averaging once decisions are stable (performance issue)
-    early_stop_patience: int = bounded(10, ge=1)  # consecutive minibatches without a change of the decision state
-    early_stop_min_batches: int = bounded(10, ge=0)  # never stop before this many minibatches
+    edge_selection: Any = "cut_cost"  # "cut_cost" | "random" (one permutation: same edges in every branch) | "random_per_node" | edge list
+    cut: Cut = Cut.balanced  # Eqn. 3, Appendix B.3's ncut, or the official DARTS-space `within` rule
+    average: GradientAverage = GradientAverage.distance  # official split_supernet / App. B.2: mean of distances
+    scored_weight: ScoredWeight = ScoredWeight.one_hot  # official NB201 (DARTS-space presets: softmax)
+    augment: bool = True  # official: GM scores augmented training minibatches (next(iter(train_queue)))
+    early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm.py)
+    confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
+    early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
     batched_ops: bool = False
 
 

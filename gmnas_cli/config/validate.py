@@ -75,6 +75,8 @@ def validate(cfg: DictConfig, command: str) -> None:
     for key, reg in (("space", SPACES), ("algo", ALGORITHMS), ("criterion", CRITERIA), ("dataset", DATASETS)):
         if cfg[key].name not in reg:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
+    if cfg.criterion.name == "gm":
+        CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
     if command in ("report",):
         return
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
@@ -103,5 +105,11 @@ def validate(cfg: DictConfig, command: str) -> None:
             raise ConfigError(f"criterion.edge_selection: unknown edge {bad[0]!r}; valid: {', '.join(splittable)}")
         if len(sel) < splits:
             raise ConfigError(f"criterion.edge_selection lists {len(sel)} edges but splits={splits}")
-    elif sel not in ("cut_cost", "random"):
-        raise ConfigError(f"criterion.edge_selection={sel!r}; valid: cut_cost, random, or a list of edges")
+    elif sel not in ("cut_cost", "random", "random_per_node"):
+        raise ConfigError(f"criterion.edge_selection={sel!r}; valid: cut_cost, random, random_per_node, "
+                          f"or a list of edges")
+    if cfg.criterion.name == "gm" and str(getattr(cfg.criterion.cut, "value", cfg.criterion.cut)) == "within":
+        for b in factors:
+            if 2 * b > n_ops:
+                raise ConfigError(f"criterion.cut=within needs groups of >= 2 ops: branching={b} exceeds "
+                                  f"{n_ops // 2} for {n_ops} ops")

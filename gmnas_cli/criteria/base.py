@@ -70,6 +70,12 @@ class Criterion:
                                   f"in node {ctx.leaf.id}")
             return edge
         if sel == "random":
+            # One permutation of the splittable edges per seed (official edge_crit=random-perm, the
+            # Few-Shot rule): every branch splits the same edge at the same depth.
+            edges = ctx.space.splittable_edges()
+            order = torch.randperm(len(edges), generator=generator(ctx.seed, "edge-perm")).tolist()
+            return next(edges[i] for i in order if edges[i] in cands)
+        if sel == "random_per_node":  # official edge_crit=random-fully: a fresh draw per node
             gen = generator(ctx.seed, "edge", ctx.leaf.id, ctx.split_index)
             return cands[int(torch.randint(len(cands), (1,), generator=gen))]
         return None

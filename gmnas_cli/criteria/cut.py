@@ -3,12 +3,19 @@
 ``balanced_min_cut`` enumerates every partition of the ops into ``B`` groups whose sizes differ
 by at most one and minimises the summed similarity of the links it cuts (equivalently maximises
 the cross-group distance); ``ncut`` minimises the normalised cut over all partitions into ``B``
-non-empty groups. Brute force is exact and cheap for the op counts of NAS spaces (<= 8 ops).
+non-empty groups; ``within_group_cut`` is the official DARTS-space rule (``mincut_split_darts`` in
+GM-NAS ``train_search_ws.py``): groups of at least 2 ops, minimising the summed within-group
+distance. Brute force is exact and cheap for the op counts of NAS spaces (<= 8 ops).
+
+Balanced and within-group costs are linear in the similarity/distance matrix:
+``partition_costs`` evaluates one matrix (or a stack of per-minibatch matrices) on every candidate
+partition at once, which the GM confidence early stop needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 
@@ -92,3 +99,66 @@ def ncut(sim: np.ndarray, b: int) -> tuple[list[list[int]], float]:
     if best is None:
         raise ValueError(f"cannot cut {len(sim)} ops into {b} groups")
     return best, cut_value(sim, best)
+
+
+def within_partitions(n: int, b: int) -> Iterator[list[list[int]]]:
+    """Partitions into ``b`` groups of at least 2 ops each (official DARTS space, b=2: 2|5 or 3|4)."""
+    for groups in set_partitions(n, b, balanced=False):
+        if all(len(g) >= 2 for g in groups):
+            yield groups
+
+
+def within_group_cut(dist: np.ndarray, b: int) -> tuple[list[list[int]], float]:
+    """The partition minimising the summed within-group distance, and that sum (official
+    ``mincut_split_darts``; its edge with the smallest sum is split first)."""
+    dist = np.asarray(dist, dtype=float)
+    best, best_cost = None, float("inf")
+    for groups in within_partitions(len(dist), b):
+        cost = within_value(dist, groups)
+        if cost < best_cost - 1e-12:
+            best, best_cost = groups, cost
+    if best is None:
+        raise ValueError(f"cannot cut {len(dist)} ops into {b} groups of at least 2 ops")
+    return best, best_cost
+
+
+def within_value(dist: np.ndarray, groups: list[list[int]]) -> float:
+    """Summed distance of the links inside groups (each unordered pair once)."""
+    label = np.empty(len(dist), dtype=int)
+    for k, g in enumerate(groups):
+        label[g] = k
+    same = label[:, None] == label[None, :]
+    return float(np.triu(np.where(same, dist, 0.0), 1).sum())
+
+
+@lru_cache(maxsize=64)
+def candidate_partitions(rule: str, n: int, b: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Every partition a linear cut rule (``balanced`` | ``within``) chooses among, in enumeration order."""
+    gen = set_partitions(n, b, balanced=True) if rule == "balanced" else within_partitions(n, b)
+    return tuple(tuple(tuple(g) for g in groups) for groups in gen)
+
+
+@lru_cache(maxsize=64)
+def _pair_weights(rule: str, n: int, b: int) -> np.ndarray:
+    """[K, n*n] 0/1 rows: the (i<j) pairs each partition's cost sums (cut links or within links)."""
+    parts = candidate_partitions(rule, n, b)
+    rows = np.zeros((len(parts), n * n))
+    for k, groups in enumerate(parts):
+        label = np.empty(n, dtype=int)
+        for g_i, g in enumerate(groups):
+            label[list(g)] = g_i
+        pick = (label[:, None] != label[None, :]) if rule == "balanced" else (label[:, None] == label[None, :])
+        rows[k] = np.triu(pick, 1).reshape(-1)
+    return rows
+
+
+def partition_costs(mat: np.ndarray, rule: str, b: int) -> np.ndarray:
+    """Costs of every candidate partition: ``mat`` [n, n] -> [K], or a stack [B, n, n] -> [B, K].
+
+    ``balanced``: ``mat`` is the similarity, cost = summed cut similarity (``cut_value``);
+    ``within``: ``mat`` is the distance, cost = summed within-group distance (``within_value``).
+    """
+    mat = np.asarray(mat, dtype=float)
+    n = mat.shape[-1]
+    flat = mat.reshape(*mat.shape[:-2], n * n)
+    return flat @ _pair_weights(rule, n, b).T

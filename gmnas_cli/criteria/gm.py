@@ -1,21 +1,22 @@
-"""Gradient matching (paper 3.3; DESIGN.md "Facts the paper leaves out").
+"""Gradient matching (paper 3.3, App. B.2; DESIGN.md "Facts the paper leaves out").
 
-For op o on edge e, g_o is ONE vector: the gradients of all shared weights (the space decides
-which) flattened and concatenated, with op o alone enabled on e while the other edges keep the
-base algorithm's weighting (its ``score_weights`` hook; a sampled path is drawn once per
-minibatch and shared by all ops of the edge). g_o is averaged over ``criterion.batches``
-training minibatches, then distance(o, o') = 1 - cos(g_o, g_o') (or per-filter cosine, or L2:
-paper Table 6). The balanced min-cut of the similarity graph gives the groups, and its cut cost
-ranks edges: the lowest cut cost is split first (paper 3.4).
+For op o on edge e and one training minibatch b, g_o^b is ONE vector: the gradients of all
+shared weights (the space decides which) flattened and concatenated, with op o alone enabled on e
+while the other edges keep the base algorithm's weighting (its ``score_weights`` hook; a sampled
+path is drawn once per minibatch and shared by all ops of the edge). ``op_gradients`` is the one
+function that computes these rows; faster implementations keep its contract.
 
-``criterion.early_stop=true`` makes the scores cheaper with the same decisions in practice: all
-candidate edges are scored together, minibatch by minibatch (the same minibatches, paths and
-gradients as the edge-by-edge computation), and after every minibatch the decision state is
-recomputed from the running averages: the order of the edges by cut cost (ties by edge order)
-and the groups of the first edge. Averaging stops after minibatch b once b >=
-``criterion.early_stop_min_batches`` and that state has not changed for
-``criterion.early_stop_patience`` consecutive minibatches, or at ``criterion.batches`` (the
-full computation). Scores record how many minibatches they averaged (``batches``).
+``criterion.average=distance`` (default, official ``split_supernet`` / ``train_search_ws.py`` and
+App. B.2 "averaging over 100 mini-batches"): the distance matrix is computed on every minibatch and
+the matrices are averaged, D = mean_b d(g_o^b, g_o'^b), with d = 1 - cos (cosine), 1 - the mean
+over output filters of the per-filter cosine (per_filter_cosine), or the official squared
+difference sum_i (g_o,i - g_o',i)^2 (l2, ``match_loss('mse')``). ``criterion.average=gradient``
+applies d once to the minibatch-mean gradients (the estimator of earlier gmnas versions).
+
+The cut of the similarity graph (1 - D; -D for l2) gives the groups and its cost ranks edges:
+the lowest cost is split first (paper 3.4; ``criterion.cut``).
+
+``criterion.early_stop=true``: the confidence early stop of ``criteria/gm_stop.py``.
 """
 
 from __future__ import annotations
@@ -25,37 +26,106 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDecision
-from gmnas_cli.criteria.cut import balanced_min_cut, ncut
+from gmnas_cli.criteria.cut import balanced_min_cut, ncut, within_group_cut
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.io import read_json, write_json
 from gmnas_cli.logging import log, progress_bar
 from gmnas_cli.seeding import derive_seed, generator
 
+Layout = list[tuple[int, tuple[int, ...]]]  # per shared parameter: (offset in a row, shape)
 
-def similarity_matrix(grads: list[list[torch.Tensor]], kind: str) -> np.ndarray:
-    """Pairwise similarity of per-op gradient lists (one tensor per shared parameter)."""
-    n = len(grads)
-    sim = np.zeros((n, n))
+
+def cfg_option(cfg: Any, key: str, default: str) -> str:
+    value = getattr(cfg, key, default)
+    return str(getattr(value, "value", value))
+
+
+def shared_parameters(ctx: SplitContext, edge: str) -> list[torch.nn.Parameter]:
+    """The trainable shared weights whose gradients are compared for ``edge``."""
+    return [p for p in ctx.space.shared_parameters(ctx.trainer.net, edge) if p.requires_grad]
+
+
+def row_layout(shared: list[torch.nn.Parameter]) -> Layout:
+    layout, o = [], 0
+    for p in shared:
+        layout.append((o, tuple(p.shape)))
+        o += p.numel()
+    return layout
+
+
+def op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torch.Tensor, torch.Tensor],
+                 index: int) -> torch.Tensor:
+    """Flat shared-weight gradients, one float32 row per op of ``edge``: [len(ops), P].
+
+    Minibatch ``index`` of the split: op k alone on the edge, the other edges weighted by the
+    algorithm's ``score_weights`` drawn once from the (seed, leaf, edge, index) generator.
+    The scored op's weight is 1 (official NB201 and RSPS), or with ``criterion.scored_weight=softmax``
+    its current relaxed weight (official DARTS space, ``weights_normal_cp[eid, opid]``; algorithms
+    that train single paths keep 1, as the official ``rsws`` mode).
+    """
+    trainer, net, algo = ctx.trainer, ctx.trainer.net, ctx.trainer.algo
+    space = ctx.space
+    shared = shared_parameters(ctx, edge)
+    total = sum(p.numel() for p in shared)
+    dev = shared[0].device if shared else torch.device("cpu")
+    rows = torch.zeros(len(ops), total, device=dev)
+    x, y = batch
+    gen = generator(ctx.seed, "gm-path", ctx.leaf.id, edge, index)
+    base_w, base_active = algo.score_weights(gen)  # shared by all ops of this edge
+    relaxed = base_active is None
+    base_active = [list(a) for a in (base_active or net.enabled)]
+    e_idx = space.edges.index(edge)
+    keep_weight = cfg_option(trainer.cfg.criterion, "scored_weight", "one_hot") == "softmax" and relaxed
+    for i, op in enumerate(ops):
+        k = space.ops.index(op)
+        w = base_w.detach().clone()
+        scored = float(w[e_idx, k]) if keep_weight else 1.0
+        w[e_idx] = 0.0
+        w[e_idx, k] = scored
+        active = list(base_active)
+        active[e_idx] = [k]
+        with trainer._autocast():
+            loss = trainer.loss_fn(net(x, w, active), y)
+        if not shared:
+            continue
+        grads = torch.autograd.grad(loss, shared, allow_unused=True)
+        o = 0
+        for p, g in zip(shared, grads):
+            if g is not None:
+                rows[i, o : o + p.numel()] = g.reshape(-1).float()
+            o += p.numel()
+    return rows
+
+
+def minibatch_distance(rows: torch.Tensor, kind: str, layout: Layout) -> np.ndarray:
+    """The op distance matrix of one set of gradient rows (float64, symmetric, zero diagonal)."""
+    n = rows.shape[0]
+    if rows.shape[1] == 0:
+        return np.zeros((n, n))
     if kind == "per_filter_cosine":
-        # Zhao et al. 2021a: cosine per output filter of each weight tensor, averaged over filters.
-        rows = [torch.cat([g.reshape(g.shape[0], -1) if g.dim() > 1 else g.reshape(1, -1) for g in gl
-                           if g.dim() > 1]) for gl in grads]
-        for i in range(n):
-            for j in range(n):
-                sim[i, j] = float(F.cosine_similarity(rows[i], rows[j], dim=1, eps=1e-12).mean())
-        return sim
-    flat = torch.stack([torch.cat([g.reshape(-1) for g in gl]) for gl in grads]).double()
-    if kind == "l2":
-        return -torch.cdist(flat, flat).cpu().numpy()  # similarity = -distance
-    normed = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (normed @ normed.T).cpu().numpy()
-
-
-def distance_from_similarity(sim: np.ndarray, kind: str) -> np.ndarray:
-    dist = -sim if kind == "l2" else 1.0 - sim
+        # Zhao et al. 2021a: cosine per output filter of each weight tensor (1-D tensors skipped),
+        # averaged over filters (official: summed; the same ranking and cut).
+        total = torch.zeros(n, n, dtype=torch.float64, device=rows.device)
+        count = 0
+        for o, shape in layout:
+            if len(shape) < 2:
+                continue
+            numel = int(np.prod(shape))
+            f = rows[:, o : o + numel].double().reshape(n, shape[0], -1)
+            f = f / f.norm(dim=2, keepdim=True).clamp_min(1e-12)
+            total += torch.einsum("iod,jod->ij", f, f)
+            count += shape[0]
+        dist = 1.0 - (total / max(count, 1)).cpu().numpy()
+    else:
+        flat = rows.double()
+        if kind == "l2":  # official match_loss('mse'): sum of squared differences
+            sq = flat.pow(2).sum(1)
+            dist = (sq[:, None] + sq[None, :] - 2.0 * flat @ flat.T).clamp_min(0.0).cpu().numpy()
+        else:
+            normed = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            dist = 1.0 - (normed @ normed.T).cpu().numpy()
     dist = 0.5 * (dist + dist.T)  # exact symmetry despite float round-off
     np.fill_diagonal(dist, 0.0)
     return dist
@@ -63,9 +133,11 @@ def distance_from_similarity(sim: np.ndarray, kind: str) -> np.ndarray:
 
 def gm_minibatches(ctx: SplitContext, batches: int) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
     """The scoring minibatches of a leaf split as (index, batch): seeded passes over the weights
-    half without augmentation, the same for every edge."""
+    half, the same for every edge; augmented as the official code's training batches unless
+    ``criterion.augment=false``."""
     trainer = ctx.trainer
     bs = int(trainer.cfg.train.batch_size)
+    augment = bool(getattr(trainer.cfg.criterion, "augment", True)) and bool(trainer.cfg.train.augment)
     split = trainer.train_split
     per_epoch = split.num_batches(bs, drop_last=True)
     if per_epoch == 0:
@@ -73,7 +145,7 @@ def gm_minibatches(ctx: SplitContext, batches: int) -> Iterator[tuple[int, tuple
     done, epoch = 0, 0
     while done < batches:
         it = split.batches(bs, derive_seed(ctx.seed, "gm", ctx.leaf.id, ctx.split_index, epoch),
-                           augment=False, drop_last=True)
+                           augment=augment, drop_last=True)
         for b, batch in enumerate(it):
             if done >= batches or b >= per_epoch:
                 break
@@ -82,108 +154,79 @@ def gm_minibatches(ctx: SplitContext, batches: int) -> Iterator[tuple[int, tuple
         epoch += 1
 
 
-class _EdgeScorer:
-    """Per-op gradient sums of one edge (one flat buffer per op, viewed per shared parameter)."""
+class EdgeScorer:
+    """One edge's running GM estimate: per-minibatch distance matrices (``average=distance``)
+    or the sum of gradient rows (``average=gradient``)."""
 
-    def __init__(self, ctx: SplitContext, edge: str, ops: list[str]) -> None:
-        space, net = ctx.space, ctx.trainer.net
+    def __init__(self, ctx: SplitContext, edge: str, ops: list[str], cfg: Any = None) -> None:
+        cfg = cfg if cfg is not None else ctx.trainer.cfg.criterion
         self.ctx, self.edge, self.ops = ctx, edge, ops
-        self.e_idx = space.edges.index(edge)
-        self.op_idx = [space.ops.index(o) for o in ops]
-        self.shared = [p for p in space.shared_parameters(net, edge) if p.requires_grad]
-        total = sum(p.numel() for p in self.shared)
-        dev = self.shared[0].device if self.shared else torch.device("cpu")
-        self.flat = torch.zeros(len(ops), total, device=dev)
-        self.sums: list[list[torch.Tensor]] = []
-        for i in range(len(ops)):
-            views, o = [], 0
-            for p in self.shared:
-                views.append(self.flat[i, o : o + p.numel()].view_as(p))
-                o += p.numel()
-            self.sums.append(views)
+        self.kind = cfg_option(cfg, "similarity", "cosine")
+        self.average = cfg_option(cfg, "average", "distance")
+        self.layout = row_layout(shared_parameters(ctx, edge))
+        self.dists: list[np.ndarray] = []  # per minibatch (average=distance)
+        self.grad_sum: torch.Tensor | None = None  # average=gradient
         self.batches = 0
 
     def add_batch(self, done: int, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Add minibatch ``done``'s gradients of every op (op alone on the edge, other edges weighted
-        by the algorithm's ``score_weights``, one draw per minibatch shared by the edge's ops)."""
-        trainer, net, algo = self.ctx.trainer, self.ctx.trainer.net, self.ctx.trainer.algo
-        x, y = batch
-        gen = generator(self.ctx.seed, "gm-path", self.ctx.leaf.id, self.edge, done)
-        base_w, base_active = algo.score_weights(gen)  # shared by all ops of this edge
-        base_active = [list(a) for a in (base_active or net.enabled)]
-        e_idx = self.e_idx
-        for i, k in enumerate(self.op_idx):
-            w = base_w.detach().clone()
-            w[e_idx] = 0.0
-            w[e_idx, k] = 1.0
-            active = list(base_active)
-            active[e_idx] = [k]
-            with trainer._autocast():
-                loss = trainer.loss_fn(net(x, w, active), y)
-            grads = torch.autograd.grad(loss, self.shared, allow_unused=True)
-            for acc, g in zip(self.sums[i], grads):
-                if g is not None:
-                    acc.add_(g.float())
+        rows = op_gradients(self.ctx, self.edge, self.ops, batch, done)
+        if self.average == "gradient":
+            self.grad_sum = rows if self.grad_sum is None else self.grad_sum.add_(rows)
+        else:
+            self.dists.append(minibatch_distance(rows, self.kind, self.layout))
         self.batches += 1
 
-    def mean(self) -> list[list[torch.Tensor]]:
-        """Per op, the gradients averaged over the minibatches added so far."""
-        n = max(self.batches, 1)
-        return [[s / n for s in gl] for gl in self.sums]
-
-    def similarity(self, kind: str) -> np.ndarray:
-        """``similarity_matrix(self.mean(), kind)``, from the flat buffers without copies per parameter."""
-        if kind == "per_filter_cosine" or not self.shared:
-            return similarity_matrix(self.mean(), kind)
-        flat = (self.flat / max(self.batches, 1)).double()  # the same values as similarity_matrix's
-        if kind == "l2":
-            return -torch.cdist(flat, flat).cpu().numpy()
-        normed = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (normed @ normed.T).cpu().numpy()
+    def distance(self) -> np.ndarray:
+        """The GM distance matrix of the minibatches added so far."""
+        n = len(self.ops)
+        if self.batches == 0:
+            return np.zeros((n, n))
+        if self.average == "gradient":
+            return minibatch_distance(self.grad_sum / self.batches, self.kind, self.layout)
+        return np.mean(np.stack(self.dists), axis=0)
 
 
-def _bn_buffers(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+_EdgeScorer = EdgeScorer  # the name `gmnas bench` imports
+
+
+def save_bn_buffers(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
 
 
-def _restore_buffers(net: torch.nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+def restore_bn_buffers(net: torch.nn.Module, buffers: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():  # scoring must not move BN statistics of the parent
         state = net.state_dict()
         for k, v in buffers.items():
             state[k].copy_(v)
 
 
-def gm_gradients(ctx: SplitContext, edge: str, ops: list[str], batches: int) -> list[list[torch.Tensor]]:
-    """Average shared-weight gradients per op of ``edge`` over ``batches`` training minibatches."""
+def gm_distance(ctx: SplitContext, edge: str, ops: list[str], batches: int, cfg: Any = None) -> np.ndarray:
+    """The GM distance matrix of ``edge``'s ops over ``batches`` training minibatches."""
     net = ctx.trainer.net
-    scorer = _EdgeScorer(ctx, edge, ops)
-    buffers = _bn_buffers(net)
+    scorer = EdgeScorer(ctx, edge, ops, cfg)
+    buffers = save_bn_buffers(net)
     net.train()
     with progress_bar(f"GM node {ctx.leaf.id} edge {edge}", batches) as advance:
         for done, batch in gm_minibatches(ctx, batches):
             scorer.add_batch(done, batch)
             advance(1)
-    _restore_buffers(net, buffers)
-    return scorer.mean()
+    restore_bn_buffers(net, buffers)
+    return scorer.distance()
 
 
-def _kind(cfg: Any) -> str:
-    return str(getattr(cfg.similarity, "value", cfg.similarity))
+def cut_similarity(dist: np.ndarray, kind: str) -> np.ndarray:
+    """The similarity graph a balanced/normalised cut works on: 1 - D (-D for l2)."""
+    return -dist if kind == "l2" else 1.0 - dist
 
 
-def score_from_gradients(grads: list[list[torch.Tensor]], ops: list[str], cfg: Any, branching: int) -> dict[str, Any]:
-    """Distances, balanced (or normalised) cut, its cost and groups of one edge's op gradients."""
-    return score_from_similarity(similarity_matrix(grads, _kind(cfg)), ops, cfg, branching)
-
-
-def score_from_similarity(sim: np.ndarray, ops: list[str], cfg: Any, branching: int) -> dict[str, Any]:
-    """Distances, balanced (or normalised) cut, its cost and groups from an op similarity matrix."""
-    kind = _kind(cfg)
-    dist = distance_from_similarity(sim, kind)
-    sim_sym = -dist if kind == "l2" else 1.0 - dist
-    cut_kind = str(getattr(cfg.cut, "value", cfg.cut))
-    groups, cost = (ncut if cut_kind == "ncut" else balanced_min_cut)(sim_sym, branching)
-    return {"ops": ops, "distance": dist.round(8).tolist(), "cut_cost": round(float(cost), 8),
+def score_from_distance(dist: np.ndarray, ops: list[str], cfg: Any, branching: int) -> dict[str, Any]:
+    """Distances, cut (``criterion.cut``), its cost and groups of one edge."""
+    kind, cut_kind = cfg_option(cfg, "similarity", "cosine"), cfg_option(cfg, "cut", "balanced")
+    if cut_kind == "within":
+        groups, cost = within_group_cut(dist, branching)
+    else:
+        groups, cost = (ncut if cut_kind == "ncut" else balanced_min_cut)(cut_similarity(dist, kind), branching)
+    return {"ops": ops, "distance": np.asarray(dist).round(8).tolist(), "cut_cost": round(float(cost), 8),
             "groups": [[ops[i] for i in g] for g in groups]}
 
 
@@ -194,50 +237,25 @@ def decision_state(scores: dict[str, dict[str, Any]], edges: list[str]) -> tuple
     return tuple(order), tuple(tuple(g) for g in scores[order[0]]["groups"])
 
 
-def gm_scores_early_stop(ctx: SplitContext, edges: list[str], cfg: Any,
-                         known: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Score ``edges`` together, stopping once the decision state is stable (module docstring).
-
-    ``known``: scores of other candidate edges computed before (they take part in the edge order).
-    """
-    known = dict(known or {})
-    batches = int(cfg.batches)
-    patience = max(int(cfg.early_stop_patience), 1)
-    min_batches = max(int(getattr(cfg, "early_stop_min_batches", 0)), 1)
-    net = ctx.trainer.net
-    scorers = {e: _EdgeScorer(ctx, e, ctx.ops_of(e)) for e in edges}
-    all_edges = [e for e in ctx.candidate_edges() if e in scorers or e in known] or list(edges)
-    buffers = _bn_buffers(net)
-    net.train()
-    state, stable = None, 0
-    scores: dict[str, dict[str, Any]] = {}
-    with progress_bar(f"GM node {ctx.leaf.id} ({len(edges)} edges, early stop)", batches) as advance:
-        for done, batch in gm_minibatches(ctx, batches):
-            for e in edges:
-                scorers[e].add_batch(done, batch)
-            scores = {e: score_from_similarity(sc.similarity(_kind(cfg)), sc.ops, cfg, ctx.branching)
-                      for e, sc in scorers.items()}
-            new_state = decision_state({**known, **scores}, all_edges)
-            stable = stable + 1 if new_state == state else 0
-            state = new_state
-            advance(1)
-            if done + 1 >= min_batches and stable >= patience:
-                break
-    _restore_buffers(net, buffers)
-    for e, sc in scorers.items():
-        scores[e]["batches"] = sc.batches
-    return scores
-
-
 @CRITERIA.register("gm")
 class GradientMatching(Criterion):
     name = "gm"
     scores_edges = True
 
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        if cfg.early_stop:
+            if cfg_option(cfg, "average", "distance") != "distance":
+                raise ConfigError("criterion.early_stop=true needs criterion.average=distance (its test uses "
+                                  "per-minibatch distances)")
+            if cfg_option(cfg, "cut", "balanced") == "ncut":
+                raise ConfigError("criterion.early_stop=true needs a linear cut: criterion.cut=balanced or within")
+
     def score_edge(self, ctx: SplitContext, edge: str) -> dict[str, Any]:
         ops = ctx.ops_of(edge)
-        grads = gm_gradients(ctx, edge, ops, int(self.cfg.batches))
-        return score_from_gradients(grads, ops, self.cfg, ctx.branching)
+        batches = int(self.cfg.batches)
+        score = score_from_distance(gm_distance(ctx, edge, ops, batches, self.cfg), ops, self.cfg, ctx.branching)
+        return {**score, "batches": batches}
 
     def decide(self, ctx: SplitContext) -> SplitDecision:
         fixed = self.fixed_edge(ctx)
@@ -247,11 +265,14 @@ class GradientMatching(Criterion):
             scores = read_json(ctx.progress_path)  # edges scored before an interruption
         todo = [e for e in edges if e not in scores]
         if todo and self.cfg.early_stop:
-            new = gm_scores_early_stop(ctx, todo, self.cfg, {e: scores[e] for e in edges if e in scores})
-            for edge in todo:
-                scores[edge] = new[edge]
-                log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {scores[edge]['cut_cost']:.4f} "
-                         f"groups {scores[edge]['groups']} ({scores[edge]['batches']} minibatches)")
+            from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
+
+            # The sequential test compares edges on the same minibatches: all are scored together.
+            scores = gm_scores_early_stop(ctx, edges, self.cfg)
+            for edge in edges:
+                s = scores[edge]
+                log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {s['cut_cost']:.4f} groups {s['groups']} "
+                         f"({s['batches']} minibatches, margin {s['margin_se']} SE)")
             if ctx.progress_path is not None:
                 write_json(ctx.progress_path, scores)
         for edge in edges:

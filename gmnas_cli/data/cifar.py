@@ -25,6 +25,9 @@ from gmnas_cli.errors import DataError
 # NAS-Bench-201 (xautodl) normalises CIFAR-10 and CIFAR-100 alike with CIFAR-10's statistics.
 CIFAR_MEAN = tuple(v / 255.0 for v in (125.3, 123.0, 113.9))
 CIFAR_STD = tuple(v / 255.0 for v in (63.0, 62.1, 66.7))
+# CIFAR-100's own statistics (xautodl and the official GM-NAS _data_transforms_cifar100).
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 _NUMPY_GLOBALS = {
     ("_codecs", "encode"),  # bytes in protocol-2 pickles written by python 3
@@ -183,4 +186,4 @@ def load_cifar100(cfg: DatasetConfig) -> ImageData:
     """CIFAR-100 (fine labels): ``train`` (50,000), ``test`` (10,000), 100 classes."""
     expected = "torchvision's CIFAR-100 python folder cifar-100-python with train, test and meta"
     return _load_cifar(cfg, "cifar-100-python", ["train"], "test", "meta", "fine_label_names",
-                       "fine_labels", expected, CIFAR_MEAN, CIFAR_STD)
+                       "fine_labels", expected, CIFAR100_MEAN, CIFAR100_STD)

@@ -120,8 +120,24 @@ def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:
     return SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
 
 
-def splitting_schedule_epochs(cfg: DictConfig) -> int:
-    """Length of the splitting phase's cosine schedule: warmup before each split."""
+def run_epochs(cfg: DictConfig) -> int:
+    """Epochs of the whole run: warmup before each split, then the search (NB201 DARTS: 60)."""
     from gmnas_cli.config.validate import effective_splits
 
-    return int(cfg.warmup_epochs) * max(effective_splits(cfg), 1)
+    return int(cfg.warmup_epochs) * max(effective_splits(cfg), 1) + int(cfg.search_epochs)
+
+
+def splitting_schedule_epochs(cfg: DictConfig) -> int:
+    """Length of the warmup/split phase's lr cosine and temperature schedule: the whole run, as the
+    official root scheduler (``CosineAnnealingLR(T_max = last split epoch + search epochs)``; SNAS
+    ``TempScheduler(args.epochs)``); children inherit the parent's epoch and so its schedule."""
+    return run_epochs(cfg)
+
+
+def search_schedule_epochs(cfg: DictConfig) -> int:
+    """Length of the search phase's schedule (it starts at epoch 0 of the leaf's search):
+    ``train.search_schedule=restart`` a cosine over ``search_epochs`` (official DARTS space,
+    ``--fix_sche 1``); ``run`` keeps the whole run's length (official NB201: T_max 60 for 30
+    restarted epochs, ending near lr 0.0136)."""
+    mode = str(getattr(cfg.train.search_schedule, "value", cfg.train.search_schedule))
+    return int(cfg.search_epochs) if mode == "restart" else run_epochs(cfg)

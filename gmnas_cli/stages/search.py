@@ -17,7 +17,7 @@ from gmnas_cli.io import load_checkpoint, read_json, write_json
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, generator
-from gmnas_cli.stages.common import build_trainer, run_stage
+from gmnas_cli.stages.common import build_trainer, run_stage, search_schedule_epochs
 from gmnas_cli.tree import Node, PartitionTree
 
 
@@ -35,13 +35,17 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
         # No restart: start from the leaf's split-phase (or warmed-up) weights, fresh alpha/optimizer.
         trainer.load_state_dict(load_checkpoint(exp.node_dir(leaf.id) / "ckpt.pt"), weights_only=True)
     epochs = int(cfg.search_epochs)
-    trainer.fit(epochs, epochs, train_arch=trainer.algo.has_arch_params, ckpt=ckpt, stage="search")
+    # lr: train.search_schedule; temperature: restarted over the search epochs (official
+    # sub_model.temp_scheduler = TempScheduler(total_epoch - end_epoch)).
+    trainer.fit(epochs, search_schedule_epochs(cfg), train_arch=trainer.algo.has_arch_params, ckpt=ckpt,
+                stage="search", temperature_epochs=epochs)
     if not trainer.history:  # search_epochs=0: still report the supernet's validation metrics
         val_loss, val_acc = trainer.evaluate()
     else:
         val_loss, val_acc = trainer.history[-1]["val_loss"], trainer.history[-1]["val_acc"]
     # Derivations that score sampled paths (RSPS) read the architecture half, seeded per leaf.
-    seed, bs = int(cfg.seed), int(cfg.train.batch_size)
+    seed = int(cfg.seed)
+    bs = int(getattr(cfg.algo, "eval_batch_size", 0)) or int(cfg.train.batch_size)
     arch = trainer.algo.derive(
         lambda: map(trainer._prep, trainer.arch_split.batches(bs, derive_seed(seed, trainer.tag, "derive"))),
         gen=generator(seed, trainer.tag, "derive"))

@@ -107,8 +107,10 @@ class SupernetTrainer(Checkpointed):
         return loss.detach(), logits.detach()
 
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
-            evaluate: bool = True, stage: str = "", schedule_offset: int = 0) -> None:
-        """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs``."""
+            evaluate: bool = True, stage: str = "", schedule_offset: int = 0,
+            temperature_epochs: int | None = None) -> None:
+        """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs``, the algorithm's
+        temperature a schedule over ``temperature_epochs`` (default: the same length)."""
         t = self.cfg.train
         bs = int(t.batch_size)
         steps = self.train_split.num_batches(bs, drop_last=True)
@@ -121,7 +123,8 @@ class SupernetTrainer(Checkpointed):
             lr = cosine_lr(t.lr, t.lr_min, epoch - schedule_offset, schedule_epochs)
             for group in self.w_optimizer.param_groups:
                 group["lr"] = lr
-            self.algo.epoch_start(epoch - schedule_offset, schedule_epochs)
+            self.algo.epoch_start(epoch - schedule_offset,
+                                  schedule_epochs if temperature_epochs is None else temperature_epochs)
             self.net.train()
             gen = generator(seed, self.tag, epoch, "algo")
             w_batches = self.train_split.batches(bs, derive_seed(seed, self.tag, epoch, "w"), t.augment, True)
@@ -146,6 +149,8 @@ class SupernetTrainer(Checkpointed):
                     advance(1)
             record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
                       "train_acc": int(tot_correct) / max(tot_n, 1), "lr": lr}
+            if hasattr(self.algo, "tau"):
+                record["tau"] = float(self.algo.tau)
             if evaluate:
                 val_loss, val_acc = self.evaluate(epoch)
                 record.update(val_loss=val_loss, val_acc=val_acc)
