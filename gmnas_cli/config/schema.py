@@ -36,6 +36,13 @@ class Resume(str, Enum):
     never = "never"
 
 
+class Deps(str, Enum):
+    """A stage whose predecessors have not completed: run them first (auto, like make) or refuse."""
+
+    auto = "auto"
+    never = "never"
+
+
 class Similarity(str, Enum):
     """Gradient similarity (paper Table 6)."""
 
@@ -330,6 +337,7 @@ class Config:
     restart: bool = True  # paper 3.4 "Supernet splitting with restart"
     force: bool = False
     resume: Resume = Resume.auto
+    deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # CUDA only

@@ -1,4 +1,5 @@
-"""What every stage does around its work: predecessors, identity check, no-op when done."""
+"""What every stage does around its work: predecessors (run first, ``stages/deps.py``), identity
+check, no-op when done."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gmnas_cli.io import remove_stale_temps
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
+from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.spaces import Mask, Supernet
 from gmnas_cli.training.trainer import SupernetTrainer
 from gmnas_cli.tree import PartitionTree
@@ -35,6 +37,13 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
     rt = Runtime(cfg)
     exp = rt.exp
+    missing = missing_predecessors(exp, list(requires))
+    if missing and str(getattr(cfg.deps, "value", cfg.deps)) == "never":
+        exp.require(missing[0], stage)
+    if missing:  # like make: run them first; bad input fails before any of them writes a file
+        exp.check_identity(stage)
+        preflight(rt, stage)
+        bring_predecessors(cfg, exp, stage, missing)
     for pred in requires:
         exp.require(pred, stage)
     if exp.is_done(stage) and not cfg.force:

@@ -1,0 +1,65 @@
+"""Stages bring their predecessors (issue 16): a stage on a new experiment runs the missing ones
+first, one line each; completed ones are reused, never redone; ``deps=never`` refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests._reliability import run_inproc
+
+TINY = ["experiment=smoke", "splits=1", "search_epochs=1", "name=d"]
+
+
+def finished(root, stage: str) -> float:
+    return json.loads((root / "status" / f"{stage}.json").read_text())["finished"]
+
+
+def test_search_on_a_new_experiment_runs_warmup_and_split_first(tmp_path):
+    code, err = run_inproc("search", *TINY, f"out_dir={tmp_path}")
+    assert code == 0, err
+    root = tmp_path / "d"
+    for stage in ("warmup", "split", "search"):
+        assert (root / "status" / f"{stage}.json").exists(), stage
+    assert "search: stage 'warmup' has not completed" in err and "running `gmnas warmup` first" in err
+    assert "running `gmnas split` first" in err
+    assert err.index("running `gmnas warmup` first") < err.index("running `gmnas split` first")
+    before = {s: finished(root, s) for s in ("warmup", "split", "search")}
+
+    # select brings nothing: its predecessors are complete and are neither rerun nor retrained
+    code, err = run_inproc("select", *TINY, f"out_dir={tmp_path}")
+    assert code == 0, err
+    assert "first" not in err and " epoch 1/" not in err
+    assert {s: finished(root, s) for s in before} == before
+    assert (root / "selection.json").exists()
+
+
+def test_only_the_missing_predecessors_run(tmp_path):
+    code, err = run_inproc("warmup", *TINY, f"out_dir={tmp_path}")
+    assert code == 0, err
+    root = tmp_path / "d"
+    warm = finished(root, "warmup")
+    code, err = run_inproc("split", *TINY, f"out_dir={tmp_path}", "force=true")  # force applies to split only
+    assert code == 0, err
+    assert "running `gmnas warmup`" not in err and "warmup/node0 epoch" not in err
+    assert finished(root, "warmup") == warm
+
+
+@pytest.mark.parametrize("command", ["split", "search"])
+def test_deps_never_refuses(tmp_path, command):
+    code, err = run_inproc(command, *TINY, f"out_dir={tmp_path}", "deps=never")
+    assert code == 2
+    assert f"{command}: stage 'warmup' has not completed" in err and "run `gmnas warmup` first" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_darts_snas_split_on_a_fresh_experiment(tmp_path):
+    """The issue's first command: `gmnas split space=darts algo=snas splits=3` warms up, then splits."""
+    code, err = run_inproc("split", "space=darts", "algo=snas", "splits=3", "experiment=smoke", "name=s",
+                           f"out_dir={tmp_path}")
+    assert code == 0, err
+    tree = json.loads((tmp_path / "s" / "tree.json").read_text())
+    assert sum(1 for n in tree["nodes"] if "split" not in n) == 8
+    assert "running `gmnas warmup` first" in err
