@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rank": ("gmnas_cli.stages.rank", "ranking correlation of sub-supernets against a benchmark"),
     "bench": ("gmnas_cli.stages.bench", "measure supernet throughput, GM scoring time and memory"),
     "analyze": ("gmnas_cli.stages.analyze", "paper Table 2: weight sharing vs gradient similarity (RSPS pairs)"),
+    "status": ("gmnas_cli.stages.status", "where the experiments under out_dir stand (name=...: one in detail)"),
+    "tree": ("gmnas_cli.stages.tree", "print an experiment's partition tree with groups, cut costs, leaf results"),
 }
 
 
@@ -93,6 +95,8 @@ def run_command(command: str, args: list[str]) -> None:
 
     register_configs()
     module = importlib.import_module(COMMANDS[command][0])
+    if command == "status" and "--json" in args:  # a familiar alias of status.format=json
+        args = [a for a in args if a != "--json"] + ["status.format=json"]
     sys.argv = ["gmnas", *flags_first(args)]
 
     started = False

@@ -309,6 +309,13 @@ class BenchConfig:
 
 
 @dataclass
+class StatusConfig:
+    """``gmnas status``: a table on the console, or the same figures as JSON on stdout (``--json``)."""
+
+    format: str = bounded("table", choices=["table", "json"])
+
+
+@dataclass
 class Config:
     """Top-level config shared by every subcommand (the common keys of the frame issue)."""
 
@@ -324,6 +331,7 @@ class Config:
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
 
     name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from gmnas_cli.algorithms import Algorithm, build_algorithm
 from gmnas_cli.errors import StageError
 from gmnas_cli.io import remove_stale_temps
+from gmnas_cli.locks import shared
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
@@ -64,7 +65,8 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
-    info = body(rt) or {}
+    with shared(exp.root, stage):  # held while running: `gmnas status` tells running from interrupted
+        info = body(rt) or {}
     if info.get("incomplete"):
         return rt
     exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
