@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rank": ("gmnas_cli.stages.rank", "ranking correlation of sub-supernets against a benchmark"),
     "bench": ("gmnas_cli.stages.bench", "measure supernet throughput, GM scoring time and memory"),
     "analyze": ("gmnas_cli.stages.analyze", "paper Table 2: weight sharing vs gradient similarity (RSPS pairs)"),
+    "arch": ("gmnas_cli.stages.arch", "parameters, MACs and benchmark figures of one architecture string"),
     "status": ("gmnas_cli.stages.status", "where the experiments under out_dir stand (name=...: one in detail)"),
     "tree": ("gmnas_cli.stages.tree", "print an experiment's partition tree with groups, cut costs, leaf results"),
 }
@@ -97,7 +98,7 @@ def run_command(command: str, args: list[str]) -> None:
     module = importlib.import_module(COMMANDS[command][0])
     if command == "status" and "--json" in args:  # a familiar alias of status.format=json
         args = [a for a in args if a != "--json"] + ["status.format=json"]
-    sys.argv = ["gmnas", *flags_first(args)]
+    sys.argv = ["gmnas", *flags_first([quote_arch(a) for a in args])]
 
     started = False
 
@@ -162,6 +163,14 @@ def flags_first(args: list[str]) -> list[str]:
             overrides.append(arg)
         i += 1
     return flags + overrides
+
+
+def quote_arch(arg: str) -> str:
+    """``arch=<architecture string>`` as one quoted Hydra value: NB201 strings (``|``, ``~``, ``+``)
+    and DARTS genotypes (``(``, ``[``, quotes) are not valid in Hydra's override grammar."""
+    if not arg.startswith("arch=") or arg[5:6] in ("'", '"') and arg[-1:] == arg[5:6]:
+        return arg
+    return "arch='" + arg[5:].replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def one_line(err: BaseException) -> str:
