@@ -2,8 +2,8 @@
 
 ``gmnas <command> [overrides]`` composes ``conf/config.yaml`` (groups space, algo, dataset,
 criterion, benchmark, experiment) into the typed schema of ``config/schema.py`` and runs the
-command's ``main(cfg)``. Hydra's own flags work per command: ``--help``, ``--cfg job``,
-``-m`` sweeps, ``-sc install=bash`` tab completion.
+command's ``main(cfg)``. ``--help`` is ours (``help.py``: groups' options, one line each); Hydra's
+own flags work per command: ``--cfg job``, ``-m`` sweeps, ``-sc install=bash`` tab completion.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def main() -> None:
     if command not in COMMANDS:
         print(f"gmnas: unknown command {command!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
+    if "--help" in argv[1:] or "-h" in argv[1:]:
+        from gmnas_cli.help import command_help
+
+        print(command_help(command, COMMANDS[command][1], conf_dir()))
+        return
     run_command(command, argv[1:])
 
 

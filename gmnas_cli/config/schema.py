@@ -147,7 +147,6 @@ class TrainConfig:
     weight_decay: float = bounded(5e-4, ge=0)
     grad_clip: float = bounded(5.0, ge=0)  # 0: no clipping
     augment: bool = True  # random crop + flip for image data sets
-    log_every: int = bounded(0, ge=0)  # steps between log lines (0: once per epoch)
     max_steps_per_epoch: int = bounded(0, ge=0)  # 0: full epoch; >0 caps steps (smoke tests)
     # Search-phase schedule: restart = cosine/tau over search_epochs (official DARTS space,
     # --fix_sche 1); run = over the whole run's epochs (official NB201). Split phase: whole run always.
