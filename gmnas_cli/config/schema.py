@@ -349,6 +349,7 @@ class Config:
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # CUDA only
     quiet: bool = False  # no progress bars
+    logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)
     threads: int = bounded(0, ge=0)  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
 

@@ -20,6 +20,7 @@ from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
 from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.spaces import Mask, Supernet
+from gmnas_cli.tblog import check_logger
 from gmnas_cli.training.trainer import SupernetTrainer
 from gmnas_cli.tree import PartitionTree
 
@@ -82,6 +83,7 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     """Everything bad input can break, checked before the stage writes anything: the device, the
     data set, the benchmark's path, and the partition tree (unless a forced warmup replaces it)."""
     _ = rt.device
+    check_logger(str(rt.cfg.logger))
     if stage in _DATA_STAGES:
         _ = rt.data
     bench = rt.cfg.benchmark
@@ -128,7 +130,9 @@ def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:
     if rt.device.type == "cuda" and rt.cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
-    return SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+    trainer = SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+    trainer.logger = rt.logger
+    return trainer
 
 
 def run_epochs(cfg: DictConfig) -> int:
