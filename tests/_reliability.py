@@ -93,6 +93,20 @@ def small_ref(tmp_path_factory) -> Path:
     return out / "e"
 
 
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One ``gmnas run experiment=smoke`` (default name ``nb201-darts-gm-digits-s0``: GM, 2 splits,
+    4 leaves, retrain, report), shared read only by the tests of `run`, sweeps and splitting; they
+    work on ``copy_experiment`` copies or compare against it."""
+    out = tmp_path_factory.getbasetemp() / "smoke_run"
+    root = out / "nb201-darts-gm-digits-s0"
+    if not (root / "status/retrain.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        code, err = run_inproc("run", "experiment=smoke", f"out_dir={out}")
+        assert code == 0, err
+    return root
+
+
 def copy_experiment(src: Path, out_dir: Path) -> Path:
     """Copy an experiment under another ``out_dir`` as if it had been made there (the config
     snapshots name ``out_dir``), so that rerunning a stage rewrites identical snapshots."""

@@ -35,17 +35,6 @@ def test_search_on_a_new_experiment_runs_warmup_and_split_first(tmp_path):
     assert (root / "selection.json").exists()
 
 
-def test_only_the_missing_predecessors_run(tmp_path):
-    code, err = run_inproc("warmup", *TINY, f"out_dir={tmp_path}")
-    assert code == 0, err
-    root = tmp_path / "d"
-    warm = finished(root, "warmup")
-    code, err = run_inproc("split", *TINY, f"out_dir={tmp_path}", "force=true")  # force applies to split only
-    assert code == 0, err
-    assert "running `gmnas warmup`" not in err and "warmup/node0 epoch" not in err
-    assert finished(root, "warmup") == warm
-
-
 @pytest.mark.parametrize("command", ["split", "search"])
 def test_deps_never_refuses(tmp_path, command):
     code, err = run_inproc(command, *TINY, f"out_dir={tmp_path}", "deps=never")

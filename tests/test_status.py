@@ -44,9 +44,13 @@ def test_status_during_and_after_a_search(tmp_path, small_ref, capsys, monkeypat
         assert code == 0, err
         assert "running" in out and "epoch 1 of 2" in out
 
+    done = {s: json.loads((exp / "status" / f"{s}.json").read_text())["finished"] for s in ("warmup", "split")}
     code, err = run_inproc("select", *SMALL, f"out_dir={tmp_path}")  # brings the rest of the search
     assert code == 0, err
-    assert "running `gmnas search` first" in err
+    assert "running `gmnas search` first" in err  # only the missing predecessor, resumed at leaf 3 epoch 2
+    assert "gmnas warmup` first" not in err and "gmnas split` first" not in err and "GM node" not in err
+    assert "search/leaf3 epoch 1/" not in err and "search/leaf3 epoch 2/" in err
+    assert {s: json.loads((exp / "status" / f"{s}.json").read_text())["finished"] for s in done} == done
     rows = status_json(capsys, tmp_path)
     assert [r["name"] for r in rows] == ["e"]
     sel = json.loads((exp / "selection.json").read_text())
