@@ -18,8 +18,8 @@ from gmnas_cli.locks import shared
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
-from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.spaces import Mask, Supernet
+from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.tblog import check_logger
 from gmnas_cli.training.trainer import SupernetTrainer
 from gmnas_cli.tree import PartitionTree
