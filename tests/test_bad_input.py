@@ -112,8 +112,9 @@ def test_missing_predecessor_names_the_command(tmp_path, exp):
 
 def test_bad_data_fails_before_predecessors_write(tmp_path, exp):
     # deps=auto on a new experiment: the data set is checked before warmup writes anything
-    msg = fails(tmp_path, "search", "dataset=cifar10", "dataset.root=/nonexistent", "name=c10")
-    assert msg.startswith("dataset cifar10: /nonexistent does not exist")
+    for command in ("search", "retrain"):  # retrain itself reads no data, its predecessors do
+        msg = fails(tmp_path, command, "dataset=cifar10", "dataset.root=/nonexistent", "name=c10")
+        assert msg.startswith("dataset cifar10: /nonexistent does not exist")
 
 
 def test_not_a_leaf(tmp_path, exp):

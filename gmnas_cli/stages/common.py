@@ -45,6 +45,8 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     if missing:  # like make: run them first; bad input fails before any of them writes a file
         exp.check_identity(stage)
         preflight(rt, stage)
+        if stage not in _DATA_STAGES:  # its predecessors read the data set (the first lock writes a file)
+            _ = Runtime(cfg).data  # loaded and dropped: the predecessors load their own
         bring_predecessors(cfg, exp, stage, missing)
     for pred in requires:
         exp.require(pred, stage)
