@@ -126,6 +126,21 @@ def smoke_run(tmp_path_factory) -> Path:
     return out / "nb201-darts-gm-digits-s0"
 
 
+# A stage typed on a new experiment (tests/test_deps.py), logging to TensorBoard (tests/test_tblog.py).
+TINY = ["experiment=smoke", "splits=1", "search_epochs=2", "name=d", "logger=tensorboard"]
+
+
+@pytest.fixture(scope="session")
+def fresh_search(tmp_path_factory) -> tuple[Path, str]:
+    """``gmnas search TINY`` on a new experiment (it brings warmup and split); (root, its log)."""
+    with built_once(tmp_path_factory, "fresh_search", "search.log") as (out, build):
+        if build:
+            code, err = run_inproc("search", *TINY, f"out_dir={out}")
+            assert code == 0, err
+            (out / "search.log").write_text(err)
+    return out / "d", (out / "search.log").read_text()
+
+
 def copy_experiment(src: Path, out_dir: Path) -> Path:
     """Copy an experiment under another ``out_dir`` as if it had been made there (the config
     snapshots name ``out_dir``), so that rerunning a stage rewrites identical snapshots."""

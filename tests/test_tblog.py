@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests import _reliability
 from tests._reliability import run_inproc
 
+fresh_search = _reliability.fresh_search  # `gmnas search ... logger=tensorboard` (a session fixture)
 
-def test_tensorboard_event_files(tmp_path):
+
+def test_tensorboard_event_files(fresh_search):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    code, err = run_inproc("search", "experiment=smoke", "splits=1", "search_epochs=2", "name=t",
-                           "logger=tensorboard", f"out_dir={tmp_path}")
-    assert code == 0, err
-    root = tmp_path / "t"
+    root, _ = fresh_search
     assert (root / "nodes/0/curve.csv").exists() and (root / "search/1/curve.csv").exists()  # CSV stays
 
     warm = EventAccumulator(str(root / "tensorboard/warmup_node0")).Reload()
