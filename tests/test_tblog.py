@@ -32,5 +32,5 @@ def test_tensorboard_event_files(fresh_search):
 
 def test_unknown_logger_is_one_line(tmp_path):
     code, err = run_inproc("warmup", "experiment=smoke", "logger=wandb", f"out_dir={tmp_path}")
-    assert code == 2 and "logger='wandb' is out of range; allowed one of csv, tensorboard" in err
+    assert code == 2 and "logger='wandb' is not allowed; allowed one of csv, tensorboard" in err
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
