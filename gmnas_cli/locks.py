@@ -34,6 +34,8 @@ def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
         except BlockingIOError:
             log.info(waiting)
             fcntl.flock(fd, mode)
+        except OSError as err:  # a file system without flock (ENOLCK): run unlocked, say so
+            log.warning(f"{path}: no file locks here ({err.strerror}); parallel jobs are not serialised")
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -59,6 +61,8 @@ def is_held(root: Path, name: str) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:  # no file locks on this file system: nobody can be seen running
+        return False
     finally:
         os.close(fd)
     return False
