@@ -19,11 +19,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gmnas run experiment=demo
 
+# Two pytest-xdist workers: a 2-core machine runs two tests at a time (session fixtures are built once).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m ''
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m ''
 
 lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests

@@ -2,8 +2,8 @@
 
 ``gmnas <command> [overrides]`` composes ``conf/config.yaml`` (groups space, algo, dataset,
 criterion, benchmark, experiment) into the typed schema of ``config/schema.py`` and runs the
-command's ``main(cfg)``. Hydra's own flags work per command: ``--help``, ``--cfg job``,
-``-m`` sweeps, ``-sc install=bash`` tab completion.
+command's ``main(cfg)``. ``--help`` is ours (``help.py``: groups' options, one line each); Hydra's
+own flags work per command: ``--cfg job``, ``-m`` sweeps, ``-sc install=bash`` tab completion.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rank": ("gmnas_cli.stages.rank", "ranking correlation of sub-supernets against a benchmark"),
     "bench": ("gmnas_cli.stages.bench", "measure supernet throughput, GM scoring time and memory"),
     "analyze": ("gmnas_cli.stages.analyze", "paper Table 2: weight sharing vs gradient similarity (RSPS pairs)"),
+    "arch": ("gmnas_cli.stages.arch", "parameters, MACs and benchmark figures of one architecture string"),
+    "status": ("gmnas_cli.stages.status", "where the experiments under out_dir stand (name=...: one in detail)"),
+    "tree": ("gmnas_cli.stages.tree", "print an experiment's partition tree with groups, cut costs, leaf results"),
 }
 
 
@@ -78,6 +81,11 @@ def main() -> None:
     if command not in COMMANDS:
         print(f"gmnas: unknown command {command!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
+    if "--help" in argv[1:] or "-h" in argv[1:]:
+        from gmnas_cli.help import command_help
+
+        print(command_help(command, COMMANDS[command][1], conf_dir()))
+        return
     run_command(command, argv[1:])
 
 
@@ -93,7 +101,9 @@ def run_command(command: str, args: list[str]) -> None:
 
     register_configs()
     module = importlib.import_module(COMMANDS[command][0])
-    sys.argv = ["gmnas", *flags_first(args)]
+    if command == "status" and "--json" in args:  # a familiar alias of status.format=json
+        args = [a for a in args if a != "--json"] + ["status.format=json"]
+    sys.argv = ["gmnas", *flags_first([quote_arch(a) for a in args])]
 
     started = False
 
@@ -158,6 +168,14 @@ def flags_first(args: list[str]) -> list[str]:
             overrides.append(arg)
         i += 1
     return flags + overrides
+
+
+def quote_arch(arg: str) -> str:
+    """``arch=<architecture string>`` as one quoted Hydra value: NB201 strings (``|``, ``~``, ``+``)
+    and DARTS genotypes (``(``, ``[``, quotes) are not valid in Hydra's override grammar."""
+    if not arg.startswith("arch=") or arg[5:6] in ("'", '"') and arg[-1:] == arg[5:6]:
+        return arg
+    return "arch='" + arg[5:].replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def one_line(err: BaseException) -> str:

@@ -14,6 +14,7 @@ from gmnas_cli.errors import ConfigError
 from gmnas_cli.experiment import Experiment
 from gmnas_cli.logging import log
 from gmnas_cli.spaces import SearchSpace, build_space
+from gmnas_cli.tblog import TensorBoardLogger, make_logger
 
 
 def resolve_device(name: str, deterministic: bool) -> torch.device:
@@ -59,6 +60,11 @@ class Runtime:
     def halves(self) -> tuple[Split, Split]:
         """(weights half, architecture half) of the training set (DESIGN.md)."""
         return self.data.halves()
+
+    @cached_property
+    def logger(self) -> TensorBoardLogger | None:
+        """``logger=tensorboard``: event files beside the CSV curves (``tblog.py``); else None."""
+        return make_logger(str(self.cfg.logger), self.exp.root)
 
     @cached_property
     def space(self) -> SearchSpace:

@@ -152,9 +152,13 @@ class PartitionTree:
                                  f"({covered}) do not partition its ops {n.mask[edge]}")
 
     # -- display ----------------------------------------------------------------------------
-    def render(self) -> Any:
-        """A rich Tree of nodes with split edges, groups and cut costs."""
+    def render(self, results: dict[int, dict[str, Any]] | None = None, selected: int | None = None) -> Any:
+        """A rich Tree of nodes with split edges, op groups and cut costs; ``results``: leaf id ->
+        its search ``result.json`` (derived architecture, validation loss/accuracy)."""
+        from rich.markup import escape
         from rich.tree import Tree
+
+        results = results or {}
 
         def label(n: Node) -> str:
             text = f"[bold]node {n.id}[/bold] (depth {n.depth}, epoch {n.created_epoch})"
@@ -164,9 +168,14 @@ class PartitionTree:
             if n.split:
                 e = n.split["edge"]
                 cost = (n.split.get("scores") or {}).get(e, {}).get("cut_cost")
-                text += f"  → split {e}" + (f" (cut cost {cost:.4f})" if cost is not None else "")
+                groups = " / ".join("{" + ", ".join(g) + "}" for g in n.split.get("groups", []))
+                text += f"  → split {e} into {groups}" + (f" (cut cost {cost:.4f})" if cost is not None else "")
             else:
-                text += "  [green]leaf[/green]"
+                text += "  [green]leaf[/green]" + (" [bold]* selected[/bold]" if n.id == selected else "")
+                res = results.get(n.id)
+                if res:
+                    text += (f"\n{escape(str(res.get('arch')))}\nval_loss {res.get('val_loss', float('nan')):.4f}, "
+                             f"val_acc {res.get('val_acc', float('nan')):.4f}")
             return text
 
         root = Tree(label(self.nodes[0]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -81,16 +82,63 @@ def clean_run(out_dir: Path, overrides: list[str], stages: list[str] = STAGES) -
     return out_dir / "e"
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str, done: str):
+    """A session folder ``name`` that one process builds and every test reuses: under pytest-xdist
+    (``make test`` runs 2 workers) the folder is shared by the workers of this run, and the first
+    builds it under a lock while the others wait. Yields (folder, whether to build it)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # <run>/popen-gw<k>: <run> is this run's, shared by workers
+        base = base.parent
+    out = base / name
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / f"{name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            build = not (out / done).exists()
+            if build:
+                shutil.rmtree(out, ignore_errors=True)
+            yield out, build
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def small_ref(tmp_path_factory) -> Path:
     """One uninterrupted run of SMALL through select, shared by the reliability tests (read only:
     tests work on ``copy_experiment`` copies). Each test module imports this fixture, so it is built
-    once per session in a fixed folder and found there by the other modules."""
-    out = tmp_path_factory.getbasetemp() / "small_ref"
-    if not (out / "e/status/select.json").exists():
-        shutil.rmtree(out, ignore_errors=True)
-        clean_run(out, SMALL)
+    once per run in a fixed folder and found there by the other modules (and xdist workers)."""
+    with built_once(tmp_path_factory, "small_ref", "e/status/select.json") as (out, build):
+        if build:
+            clean_run(out, SMALL)
     return out / "e"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One ``gmnas run experiment=smoke`` (default name ``nb201-darts-gm-digits-s0``: GM, 2 splits,
+    4 leaves, retrain, report), shared read only by the tests of `run`, sweeps and splitting; they
+    work on ``copy_experiment`` copies or compare against it."""
+    with built_once(tmp_path_factory, "smoke_run", "nb201-darts-gm-digits-s0/status/retrain.json") as (out, build):
+        if build:
+            code, err = run_inproc("run", "experiment=smoke", f"out_dir={out}")
+            assert code == 0, err
+    return out / "nb201-darts-gm-digits-s0"
+
+
+# A stage typed on a new experiment (tests/test_deps.py), logging to TensorBoard (tests/test_tblog.py).
+TINY = ["experiment=smoke", "splits=1", "search_epochs=2", "name=d", "logger=tensorboard"]
+
+
+@pytest.fixture(scope="session")
+def fresh_search(tmp_path_factory) -> tuple[Path, str]:
+    """``gmnas search TINY`` on a new experiment (it brings warmup and split); (root, its log)."""
+    with built_once(tmp_path_factory, "fresh_search", "search.log") as (out, build):
+        if build:
+            code, err = run_inproc("search", *TINY, f"out_dir={out}")
+            assert code == 0, err
+            (out / "search.log").write_text(err)
+    return out / "d", (out / "search.log").read_text()
 
 
 def copy_experiment(src: Path, out_dir: Path) -> Path:

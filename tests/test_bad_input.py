@@ -101,12 +101,20 @@ def test_missing_benchmark_file(tmp_path, exp):
 
 
 def test_missing_predecessor_names_the_command(tmp_path, exp):
-    msg = fails(tmp_path, "search", "name=empty")
+    # deps=never restores the refusal (by default a stage runs its predecessors: tests/test_deps.py)
+    msg = fails(tmp_path, "search", "name=empty", "deps=never")
     assert msg == (f"search: stage 'warmup' has not completed in {tmp_path / 'empty'}; run `gmnas warmup` "
                    f"first (with the same config)")
     (exp / "status/split.json").unlink()
     (exp / "status/search.json").unlink()
-    assert "run `gmnas split` first" in fails(tmp_path, "search")
+    assert "run `gmnas split` first" in fails(tmp_path, "search", "deps=never")
+
+
+def test_bad_data_fails_before_predecessors_write(tmp_path, exp):
+    # deps=auto on a new experiment: the data set is checked before warmup writes anything
+    for command in ("search", "retrain"):  # retrain itself reads no data, its predecessors do
+        msg = fails(tmp_path, command, "dataset=cifar10", "dataset.root=/nonexistent", "name=c10")
+        assert msg.startswith("dataset cifar10: /nonexistent does not exist")
 
 
 def test_not_a_leaf(tmp_path, exp):

@@ -9,27 +9,40 @@ from gmnas_cli.errors import ConfigError
 from tests.conftest import run_cli
 
 
+class _Result:
+    def __init__(self, code: int, stderr: str) -> None:
+        self.returncode, self.stderr = code, stderr
+
+
+def run_cmd(command: str, *args: str) -> _Result:
+    """``gmnas command args`` in-process (the console script's code path; one subprocess check of the
+    one-line output is ``test_bad_input.test_cli_subprocess_one_line``)."""
+    from tests._reliability import run_inproc
+
+    return _Result(*run_inproc(command, *args))
+
+
 def test_unknown_key_is_named(tmp_path):
-    res = run_cli("search", "spltis=3", f"out_dir={tmp_path}")
+    res = run_cmd("search", "spltis=3", f"out_dir={tmp_path}")
     assert res.returncode != 0
     assert "spltis" in res.stderr
     assert not any(tmp_path.iterdir())
 
 
 def test_unknown_space_lists_valid_spaces(tmp_path):
-    res = run_cli("search", "space=dartz", f"out_dir={tmp_path}")
+    res = run_cmd("search", "space=dartz", f"out_dir={tmp_path}")
     assert res.returncode != 0
     assert "dartz" in res.stderr and "nb201" in res.stderr
 
 
 def test_wrong_type_is_named(tmp_path):
-    res = run_cli("search", "seed=abc", f"out_dir={tmp_path}")
+    res = run_cmd("search", "seed=abc", f"out_dir={tmp_path}")
     assert res.returncode != 0
     assert "seed" in res.stderr and "abc" in res.stderr
 
 
 def test_bad_enum_lists_values(tmp_path):
-    res = run_cli("warmup", "device=gpu", f"out_dir={tmp_path}")
+    res = run_cmd("warmup", "device=gpu", f"out_dir={tmp_path}")
     assert res.returncode != 0
     assert "device" in res.stderr and "cuda" in res.stderr
 
@@ -57,7 +70,7 @@ def test_impossible_split_settings(cfg_factory, overrides, needle):
 
 
 def test_impossible_setting_exits_before_training(tmp_path):
-    res = run_cli("warmup", "experiment=smoke", "branching=9", f"out_dir={tmp_path}")
+    res = run_cmd("warmup", "experiment=smoke", "branching=9", f"out_dir={tmp_path}")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("gmnas warmup: error: branching=9")
     assert not any(tmp_path.iterdir())
@@ -89,7 +102,7 @@ def test_tab_completion_of_commands_and_groups():
 
 @pytest.mark.parametrize("override", ["+foo=1", "+space.foo=1", "+train.lr_typo=0.1"])
 def test_keys_added_with_plus_are_refused(tmp_path, override):
-    res = run_cli("warmup", "experiment=smoke", override, f"out_dir={tmp_path}")
+    res = run_cmd("warmup", "experiment=smoke", override, f"out_dir={tmp_path}")
     assert res.returncode == 2
     key = override[1:].split("=")[0]
     assert res.stderr.strip().splitlines()[-1].startswith(f"gmnas warmup: error: unknown config key '{key}'")

@@ -17,7 +17,7 @@ TABLE = Path(os.environ.get("GMNAS_BENCHMARKS", Path(__file__).resolve().parents
 
 @pytest.mark.skipif(not TABLE.exists(), reason=f"benchmark table {TABLE} not present")
 def test_rank_on_smoke(cfg_factory, capsys):
-    cfg = cfg_factory("experiment=smoke", "space=nb201_4ops", "criterion=gm", "name=rk", "benchmark=nb201",
+    cfg = cfg_factory("experiment=smoke", "space=nb201_4ops", "criterion=gm", "splits=1", "name=rk", "benchmark=nb201",
                       f"benchmark.path={TABLE}", "rank.samples=30", "rank.batches=1")
     for stage in (warmup, split, search):
         stage.main(cfg)

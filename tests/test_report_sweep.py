@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from tests import _reliability
+from tests._reliability import copy_experiment, run_inproc
 from tests.conftest import run_cli
 
+smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (seed 0, a session fixture)
 
-def test_report_over_a_two_seed_sweep(tmp_path):
+
+def test_report_over_a_two_seed_sweep(tmp_path, smoke_run, capsys):
+    copy_experiment(smoke_run, tmp_path)  # the seed-0 job of the sweep finds its experiment complete
     sweep = run_cli("run", "experiment=smoke", f"out_dir={tmp_path}", "-m", "seed=0,1")
     assert sweep.returncode == 0, sweep.stderr
+    assert "warmup: already complete" in sweep.stderr and "warmup/node0 epoch 1/" in sweep.stderr  # s0, s1
     assert {p.name for p in tmp_path.glob("nb201-*")} == {"nb201-darts-gm-digits-s0", "nb201-darts-gm-digits-s1"}
     out = tmp_path / "report"
-    res = run_cli("report", f"report.experiments=[{tmp_path}/nb201-*]", f"report.out={out}", "report.table=nb201")
-    assert res.returncode == 0, res.stderr
+    capsys.readouterr()
+    code, err = run_inproc("report", f"report.experiments=[{tmp_path}/nb201-*]", f"report.out={out}",
+                           "report.table=nb201")
+    stdout = capsys.readouterr().out
+    assert code == 0, err
     md = (out / "nb201.md").read_text()
     assert "±" in md and "GM + DARTS" in md  # one row: mean ± std over seeds 0 and 1
     import pandas as pd
@@ -22,4 +31,4 @@ def test_report_over_a_two_seed_sweep(tmp_path):
     assert "\\pm" in (out / "nb201.tex").read_text() or "±" in (out / "nb201.tex").read_text()
     plots = {p.suffix for p in (out / "plots").rglob("*")}
     assert {".png", ".pdf"} <= plots
-    assert "nb201" in res.stdout or "NAS-Bench-201" in res.stdout + res.stderr
+    assert "nb201" in stdout or "NAS-Bench-201" in stdout + err

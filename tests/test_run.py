@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_cli
+from tests import _reliability
+from tests._reliability import copy_experiment, run_inproc
 
 STAGES = ("warmup", "split", "search", "select", "retrain")
+smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (a session fixture)
 
 
-def test_run_twice_is_a_noop_and_force_redoes(tmp_path):
-    args = ("run", "experiment=smoke", "name=x", f"out_dir={tmp_path}")
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr
-    root = tmp_path / "x"
+def test_run_twice_is_a_noop_and_force_redoes(tmp_path, smoke_run):
+    root = copy_experiment(smoke_run, tmp_path)  # the first run: the shared fixture's
+    args = ("experiment=smoke", f"out_dir={tmp_path}")
     for stage in STAGES:
         assert (root / "status" / f"{stage}.json").exists()
     sel = json.loads((root / "selection.json").read_text())
     assert sel["arch"] in (root / "report" / "nb201.md").read_text()  # the table shows the derived string
     finished = {s: json.loads((root / "status" / f"{s}.json").read_text())["finished"] for s in STAGES}
 
-    second = run_cli(*args)
-    assert second.returncode == 0, second.stderr
+    code, err = run_inproc("run", *args)
+    assert code == 0, err
     for stage in STAGES:
-        assert f"{stage}: already complete" in second.stderr
+        assert f"{stage}: already complete" in err
         assert json.loads((root / "status" / f"{stage}.json").read_text())["finished"] == finished[stage]
-    assert " epoch 1/" not in second.stderr and "GM node" not in second.stderr  # no training, no scoring
+    assert " epoch 1/" not in err and "GM node" not in err  # no training, no scoring
 
-    forced = run_cli(*args, "force=true")
-    assert forced.returncode == 0, forced.stderr
+    code, err = run_inproc("run", *args, "force=true")
+    assert code == 0, err
     for stage in STAGES:
-        assert f"{stage}: already complete" not in forced.stderr
+        assert f"{stage}: already complete" not in err
         assert json.loads((root / "status" / f"{stage}.json").read_text())["finished"] > finished[stage]
     assert json.loads((root / "selection.json").read_text())["arch"] == sel["arch"]  # same seed, same result

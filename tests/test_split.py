@@ -10,6 +10,9 @@ import pytest
 
 from gmnas_cli.stages import search, select, split, warmup
 from gmnas_cli.tree import PartitionTree
+from tests import _reliability
+
+smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (a session fixture)
 
 
 def run_split(cfg):
@@ -33,7 +36,7 @@ def check_children_partition(tree: PartitionTree) -> None:
                     assert k.mask[e] == node.mask[e]
 
 
-def test_gm_two_splits_four_leaves_and_deterministic(cfg_factory):
+def test_gm_two_splits_four_leaves_and_deterministic(cfg_factory, smoke_run):
     cfg = cfg_factory("experiment=smoke", "criterion=gm", "splits=2", "branching=2", "name=a")
     tree = run_split(cfg)
     assert len(tree.leaves()) == 4
@@ -48,11 +51,11 @@ def test_gm_two_splits_four_leaves_and_deterministic(cfg_factory):
         chosen = node.split["edge"]
         costs = {e: s["cut_cost"] for e, s in node.split["scores"].items()}
         assert costs[chosen] == min(costs.values())  # lowest cut cost is split first (paper 3.4)
-    cfg_b = cfg_factory("experiment=smoke", "criterion=gm", "splits=2", "branching=2", "name=b")
-    run_split(cfg_b)
+    # the shared fixture ran the same config (the smoke preset's GM, 2 splits, branching 2) in another
+    # process state and folder: same seed, same tree
     a = json.loads(open(f"{cfg.out_dir}/a/tree.json").read())
-    b = json.loads(open(f"{cfg.out_dir}/b/tree.json").read())
-    assert a == b  # same seed, same tree
+    b = json.loads((smoke_run / "tree.json").read_text())
+    assert a == b
 
 
 @pytest.mark.parametrize("branching", [[2, 3], [3, 2]])

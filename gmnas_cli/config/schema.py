@@ -36,6 +36,13 @@ class Resume(str, Enum):
     never = "never"
 
 
+class Deps(str, Enum):
+    """A stage whose predecessors have not completed: run them first (auto, like make) or refuse."""
+
+    auto = "auto"
+    never = "never"
+
+
 class Similarity(str, Enum):
     """Gradient similarity (paper Table 6)."""
 
@@ -140,7 +147,6 @@ class TrainConfig:
     weight_decay: float = bounded(5e-4, ge=0)
     grad_clip: float = bounded(5.0, ge=0)  # 0: no clipping
     augment: bool = True  # random crop + flip for image data sets
-    log_every: int = bounded(0, ge=0)  # steps between log lines (0: once per epoch)
     max_steps_per_epoch: int = bounded(0, ge=0)  # 0: full epoch; >0 caps steps (smoke tests)
     # Search-phase schedule: restart = cosine/tau over search_epochs (official DARTS space,
     # --fix_sche 1); run = over the whole run's epochs (official NB201). Split phase: whole run always.
@@ -302,6 +308,13 @@ class BenchConfig:
 
 
 @dataclass
+class StatusConfig:
+    """``gmnas status``: a table on the console, or the same figures as JSON on stdout (``--json``)."""
+
+    format: str = bounded("table", choices=["table", "json"])
+
+
+@dataclass
 class Config:
     """Top-level config shared by every subcommand (the common keys of the frame issue)."""
 
@@ -317,6 +330,7 @@ class Config:
     rank: RankConfig = field(default_factory=RankConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
 
     name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"
@@ -330,10 +344,13 @@ class Config:
     restart: bool = True  # paper 3.4 "Supernet splitting with restart"
     force: bool = False
     resume: Resume = Resume.auto
+    deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # CUDA only
     quiet: bool = False  # no progress bars
+    logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
+    arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)
     threads: int = bounded(0, ge=0)  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
 
 

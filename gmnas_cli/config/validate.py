@@ -77,7 +77,7 @@ def validate(cfg: DictConfig, command: str) -> None:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
     if cfg.criterion.name == "gm":
         CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
-    if command in ("report",):
+    if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
         raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")

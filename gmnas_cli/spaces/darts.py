@@ -255,7 +255,9 @@ class DartsSpace(SearchSpace):
                     raise ValueError(f"not a DARTS genotype: {cell} item {item!r} is not (op, input)")
                 op, j = item[0], item[1]
                 if op not in DARTS_OPS or op == "none":
-                    raise ValueError(f"not a DARTS genotype: {cell} uses op {op!r}")
+                    valid = ", ".join(o for o in DARTS_OPS if o != "none")
+                    raise ValueError(f"not a DARTS genotype: unknown op {op!r} in {cell} item {tuple(item)!r}; "
+                                     f"valid: {valid}")
                 if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < node:
                     raise ValueError(f"not a DARTS genotype: {cell} node {node} has input {j!r}")
                 e = edge_name(cell, node, j)
@@ -274,8 +276,10 @@ class DartsSpace(SearchSpace):
                 raise ValueError(f"not a DARTS genotype (bad JSON: {exc.msg}): {text[:80]!r}") from None
         try:
             node = ast.parse(text, mode="eval").body
-        except SyntaxError:
-            raise ValueError(f"not a DARTS genotype (syntax error): {text[:80]!r}") from None
+        except SyntaxError as exc:
+            at = max(int(exc.offset or 1) - 1, 0)
+            raise ValueError(f"not a DARTS genotype: syntax error at character {at + 1}, near "
+                             f"{text[at:at + 20]!r}") from None
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Genotype"):
             raise ValueError(f"not a DARTS genotype (expected Genotype(...)): {text[:80]!r}")
         values: dict[str, Any] = {}

@@ -17,6 +17,7 @@ from gmnas_cli.errors import ConfigError
 from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet, weighted_sum
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 class ReLUConvBN(nn.Sequential):
@@ -205,19 +206,30 @@ class NB201Space(SearchSpace):
         return "+".join(nodes)
 
     def str_to_arch(self, text: str) -> Arch:
+        """Parse ``|op~0|+|op~0|op~1|+...``; a bad string raises ValueError naming its first bad token."""
         arch: Arch = {}
         nodes = text.strip().split("+")
         if len(nodes) != self.cfg.nodes - 1:
-            raise ValueError(f"not a NAS-Bench-201 string with {self.cfg.nodes} nodes: {text!r}")
+            raise ValueError(f"not a NAS-Bench-201 string: {len(nodes)} node(s) joined by '+', expected "
+                             f"{self.cfg.nodes - 1} (like {_EXAMPLE}): {text!r}")
         for i, node in enumerate(nodes, start=1):
-            items = [t for t in node.strip("|").split("|") if t]
-            if len(items) != i:
-                raise ValueError(f"node {i} of {text!r} needs {i} inputs")
+            if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+                raise ValueError(f"not a NAS-Bench-201 string: node {i} {node!r} must be enclosed in '|'")
+            items = node[1:-1].split("|")
             for item in items:
-                op, _, j = item.partition("~")
-                if op not in NB201_OPS or not j.isdigit() or int(j) >= i:
-                    raise ValueError(f"bad edge {item!r} in {text!r}")
+                op, tilde, j = item.partition("~")
+                if op not in NB201_OPS:
+                    raise ValueError(f"not a NAS-Bench-201 string: unknown op {op!r} in token {item!r} (node {i}); "
+                                     f"valid: {', '.join(NB201_OPS)}")
+                if not tilde or not j.isdigit() or int(j) >= i:
+                    raise ValueError(f"not a NAS-Bench-201 string: token {item!r} (node {i}) needs an input "
+                                     f"~0..~{i - 1}")
+                if f"{i}<-{int(j)}" in arch:
+                    raise ValueError(f"not a NAS-Bench-201 string: token {item!r} repeats input {j} of node {i}")
                 arch[f"{i}<-{int(j)}"] = op
+            if len(items) != i:
+                raise ValueError(f"not a NAS-Bench-201 string: node {i} {node!r} has {len(items)} input(s), "
+                                 f"needs {i}")
         return arch
 
     def sample_arch(self, mask: Mask, gen: torch.Generator) -> Arch:

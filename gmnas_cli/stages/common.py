@@ -1,4 +1,5 @@
-"""What every stage does around its work: predecessors, identity check, no-op when done."""
+"""What every stage does around its work: predecessors (run first, ``stages/deps.py``), identity
+check, no-op when done."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from omegaconf import DictConfig
 from gmnas_cli.algorithms import Algorithm, build_algorithm
 from gmnas_cli.errors import StageError
 from gmnas_cli.io import remove_stale_temps
+from gmnas_cli.locks import shared
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, seed_everything
 from gmnas_cli.spaces import Mask, Supernet
+from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
+from gmnas_cli.tblog import check_logger
 from gmnas_cli.training.trainer import SupernetTrainer
 from gmnas_cli.tree import PartitionTree
 
@@ -35,6 +39,15 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
     rt = Runtime(cfg)
     exp = rt.exp
+    missing = missing_predecessors(exp, list(requires))
+    if missing and str(getattr(cfg.deps, "value", cfg.deps)) == "never":
+        exp.require(missing[0], stage)
+    if missing:  # like make: run them first; bad input fails before any of them writes a file
+        exp.check_identity(stage)
+        preflight(rt, stage)
+        if stage not in _DATA_STAGES:  # its predecessors read the data set (the first lock writes a file)
+            _ = Runtime(cfg).data  # loaded and dropped: the predecessors load their own
+        bring_predecessors(cfg, exp, stage, missing)
     for pred in requires:
         exp.require(pred, stage)
     if exp.is_done(stage) and not cfg.force:
@@ -55,7 +68,8 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
-    info = body(rt) or {}
+    with shared(exp.root, stage):  # held while running: `gmnas status` tells running from interrupted
+        info = body(rt) or {}
     if info.get("incomplete"):
         return rt
     exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
@@ -71,6 +85,7 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     """Everything bad input can break, checked before the stage writes anything: the device, the
     data set, the benchmark's path, and the partition tree (unless a forced warmup replaces it)."""
     _ = rt.device
+    check_logger(str(rt.cfg.logger))
     if stage in _DATA_STAGES:
         _ = rt.data
     bench = rt.cfg.benchmark
@@ -117,7 +132,9 @@ def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:
     if rt.device.type == "cuda" and rt.cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
-    return SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+    trainer = SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+    trainer.logger = rt.logger
+    return trainer
 
 
 def run_epochs(cfg: DictConfig) -> int:

@@ -27,6 +27,7 @@ from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import generator
 from gmnas_cli.spaces import Arch
 from gmnas_cli.stages.common import build_trainer
+from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.training.trainer import SupernetTrainer
 from gmnas_cli.tree import Node, PartitionTree
 
@@ -91,10 +92,13 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 
     rt = Runtime(cfg)
     exp, space = rt.exp, rt.space
-    exp.require("search", "rank")
     bench = load_benchmark(cfg.benchmark)
     if bench is None:
         raise ConfigError("rank needs a benchmark: benchmark=nb201 benchmark.path=... (or nb301_surrogate)")
+    missing = missing_predecessors(exp, ["search"])
+    if missing and str(getattr(cfg.deps, "value", cfg.deps)) != "never":
+        bring_predecessors(cfg, exp, "rank", missing)
+    exp.require("search", "rank")
     from gmnas_cli.benchmarks.metrics import dataset_metric
 
     # the searched data set's figure (review item 8): cifar10_test on a CIFAR-100 search -> cifar100_test

@@ -49,6 +49,8 @@ def split(rt: Runtime) -> dict:
             ctx = SplitContext(trainer, space, tree, node, factors[s], s, int(cfg.seed),
                                progress_path=exp.node_dir(node.id) / f"gm_progress_{s}.json")
             decision = criterion.decide(ctx)
+            if rt.logger is not None:
+                rt.logger.distances("split", node.id, decision.scores, step=s)
             parent_state = load_checkpoint(exp.node_dir(node.id) / "ckpt.pt")
             children = tree.add_children(node, decision.edge, decision.groups, decision.scores,
                                          epoch=trainer.epoch)

@@ -22,6 +22,7 @@ from gmnas_cli.errors import TrainingDiverged
 from gmnas_cli.logging import log, progress_bar
 from gmnas_cli.seeding import derive_seed, generator
 from gmnas_cli.spaces import Supernet
+from gmnas_cli.tblog import alpha_entropy
 from gmnas_cli.training.state import Checkpointed
 
 
@@ -39,6 +40,8 @@ def check_finite(loss: torch.Tensor, where: str) -> None:
 
 class SupernetTrainer(Checkpointed):
     """Trains one (sub-)supernet; its state is model, optimizers, algorithm state and history."""
+
+    logger: Any = None  # a TensorBoardLogger (logger=tensorboard), set by stages.common.build_trainer
 
     def __init__(self, net: Supernet, algo: Algorithm, cfg: Any, halves: tuple[Split, Split],
                  device: torch.device, tag: str) -> None:
@@ -159,6 +162,10 @@ class SupernetTrainer(Checkpointed):
             self.epoch = epoch + 1
             if ckpt is not None:
                 self.save(ckpt)
+            if self.logger is not None:  # logger=tensorboard (tblog.py); reads values only
+                entropy = (alpha_entropy(self.algo.probabilities(), self.net.mask_tensor)
+                           if self.algo.has_arch_params else None)
+                self.logger.epoch(self.tag, record, list(self.algo.space.edges), entropy)
             msg = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
             log.info(f"{self.tag} epoch {epoch + 1}/{end_epoch} {msg} ({record['seconds']:.1f}s)")
 

@@ -1,0 +1,26 @@
+"""``gmnas tree name=...``: the partition tree with split edges, op groups, cut costs, and each
+leaf's search result (derived architecture, supernet validation loss/accuracy)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from rich.console import Console
+
+from gmnas_cli.errors import StageError
+from gmnas_cli.experiment import Experiment
+from gmnas_cli.io import read_json
+from gmnas_cli.tree import PartitionTree
+
+
+def main(cfg: DictConfig) -> None:
+    exp = Experiment(cfg)
+    if not exp.tree_path.exists():
+        raise StageError(f"tree: {exp.tree_path} is missing; run `gmnas split` (name=... picks the experiment)")
+    tree = PartitionTree.load(exp.tree_path)
+    results = {}
+    for leaf in tree.leaves():
+        path = exp.search_dir(leaf.id) / "result.json"
+        if path.exists():
+            results[leaf.id] = read_json(path)
+    selected = read_json(exp.selection_path).get("leaf") if exp.selection_path.exists() else None
+    Console().print(tree.render(results=results, selected=selected))
