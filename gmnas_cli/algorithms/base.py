@@ -72,6 +72,15 @@ class Algorithm:
         w, active = self.train_weights(gen)
         return w.detach(), active
 
+    def weight_loss(self, net: nn.Module, batch: Batch, weights: torch.Tensor, active: Active | None,
+                    loss_fn: LossFn, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, loss) of one weight step (OFA overrides: distillation, several subnets)."""
+        logits = net(batch[0], weights, active)
+        return logits, loss_fn(logits, batch[1])
+
+    def prepare(self, trainer: object, workdir: object) -> None:
+        """Called by ``gmnas warmup`` before the root trains (OFA: train the full network first)."""
+
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                   w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
         """One architecture update; returns the validation loss it used (None: no update)."""

@@ -112,6 +112,26 @@ class SpaceConfig:
     expand_ratios: list[int] = bounded(default_factory=list, ge=1)
     kernel_sizes: list[int] = bounded(default_factory=list, ge=1)
     stages: list[Any] = field(default_factory=list)
+    # space=ofa_mbv3 (OFA OFAMobileNetV3): elastic depths per stage (the first d blocks; OFA [2, 3, 4]),
+    # first conv / first block width (16) and [final expand, feature mix] widths ([960, 1280]), before width_mult.
+    depths: list[int] = bounded(default_factory=lambda: [2, 3, 4], ge=1, le=4)
+    first_width: int = bounded(16, ge=1)
+    head_widths: list[int] = bounded(default_factory=lambda: [960, 1280], ge=1)
+
+
+@dataclass
+class EvolutionConfig:
+    """``algo=ofa``: evolution per leaf (OFA ``EvolutionFinder`` / the GM fork's ``evolution_ws.py``)."""
+
+    population: int = bounded(100, ge=2)
+    iterations: int = bounded(500, ge=0)
+    parent_ratio: float = bounded(0.25, gt=0, le=1)
+    mutation_ratio: float = bounded(0.5, ge=0, le=1)
+    mutate_prob: float = bounded(0.1, ge=0, le=1)  # per-gene mutation probability
+    flops_window: list[float] = bounded(default_factory=lambda: [500.0, 600.0], ge=0)  # MFLOPs (MACs) [lo, hi]
+    eval_images: int = bounded(10000, ge=0)  # held-out images scored per candidate (0: all)
+    bn_images: int = bounded(500, ge=1)  # weights-half images recalibrating BN per candidate (GM fork: about 500)
+    max_tries: int = bounded(1000, ge=1)  # draws to find a candidate inside the FLOPs window
 
 
 @dataclass
@@ -130,6 +150,20 @@ class AlgoConfig:
     eval_batch_size: int = bounded(0, ge=0)  # RSPS derivation minibatch size; 0: train.batch_size (official valid_queue)
     unrolled_eps: float = bounded(0.01, gt=0)  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
     unrolled_step: UnrolledStep = UnrolledStep.official  # official _compute_unrolled_model (also with Nesterov)
+    # algo=ofa: progressive shrinking (OFA upstream, notes/mobilenet-facts.md 3). The kernel phase is the
+    # warmup/split phase (train.*); leaves then finish it and run the depth and expand phases.
+    full_epochs: int = bounded(180, ge=0)  # the full network k7/e6/d4 first (GM fork `normal`: 180)
+    full_lr: float = bounded(0.1625, gt=0)
+    kernel_epochs: int = bounded(120, ge=0)  # the whole kernel phase (splits happen inside it)
+    depth_epochs: list[int] = bounded(default_factory=lambda: [25, 120], ge=0)  # OFA: depth {3,4}, then {2,3,4}
+    depth_lr: list[float] = bounded(default_factory=lambda: [0.0025, 0.0075], gt=0)
+    expand_epochs: list[int] = bounded(default_factory=lambda: [25, 120], ge=0)  # OFA: expand {4,6}, then {3,4,6}
+    expand_lr: list[float] = bounded(default_factory=lambda: [0.0025, 0.0075], gt=0)
+    dynamic_batch: list[int] = bounded(default_factory=lambda: [1, 2, 4], ge=1)  # subnets/step: kernel, depth, expand
+    kd_ratio: float = bounded(1.0, ge=0)  # knowledge distillation from the full network (OFA)
+    label_smoothing: float = bounded(0.1, ge=0, lt=1)
+    leaf_start: str = bounded("continue", choices=["continue", "full"])  # split-phase weights | full net
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
 
 
 rule("algo.tau_min <= algo.tau_max")  # the temperature anneals downwards (SNAS/GDAS)

@@ -79,9 +79,15 @@ def validate(cfg: DictConfig, command: str) -> None:
         CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
     if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
+    check = getattr(ALGORITHMS[cfg.algo.name], "check_config", None)
+    if check is not None:  # settings of one algorithm that bounds cannot express (e.g. OFA's FLOPs window)
+        check(cfg)
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
         raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")
     space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels)
+    space_check = getattr(space, "check_config", None)
+    if space_check is not None:  # a space that only some algorithms can train (ofa_mbv3: algo=ofa)
+        space_check(cfg)
     splits = effective_splits(cfg)
     splittable = space.splittable_edges()
     if splits > len(splittable):

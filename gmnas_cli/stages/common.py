@@ -148,6 +148,11 @@ def splitting_schedule_epochs(cfg: DictConfig) -> int:
     """Length of the warmup/split phase's lr cosine and temperature schedule: the whole run, as the
     official root scheduler (``CosineAnnealingLR(T_max = last split epoch + search epochs)``; SNAS
     ``TempScheduler(args.epochs)``); children inherit the parent's epoch and so its schedule."""
+    from gmnas_cli.algorithms import ALGORITHMS
+
+    custom = getattr(ALGORITHMS[cfg.algo.name], "splitting_schedule_epochs", None)
+    if custom is not None:  # OFA: one cosine over the whole kernel phase, splits inside it
+        return int(custom(cfg))
     return run_epochs(cfg)
 
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from gmnas_cli.benchmarks import load_benchmark
 from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.logging import log
+from gmnas_cli.report import ofa_tables  # noqa: F401  (registers table=ofa, ofa_splits)
 from gmnas_cli.report.collect import collect
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.plots import write_plots

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from gmnas_cli.algorithms import ALGORITHMS
 from gmnas_cli.config.validate import effective_splits
 from gmnas_cli.errors import StageError
 from gmnas_cli.io import load_checkpoint, read_json, write_json
@@ -23,6 +24,9 @@ from gmnas_cli.tree import Node, PartitionTree
 
 def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     cfg, exp, space = rt.cfg, rt.exp, rt.space
+    custom = getattr(ALGORITHMS[cfg.algo.name], "search_leaf", None)
+    if custom is not None:  # algorithms with their own leaf pipeline (OFA: shrinking + evolution)
+        return custom(rt, tree, leaf)
     out = exp.search_dir(leaf.id)
     result_path = out / "result.json"
     if result_path.exists():

@@ -21,6 +21,7 @@ def warmup(rt: Runtime) -> dict:
     trainer = build_trainer(rt, rt.space.full_mask(), "warmup/node0")
     if checkpoint_exists(ckpt):
         trainer.load(ckpt)
+    trainer.algo.prepare(trainer, exp.node_dir(0))  # OFA: the full network first (no-op elsewhere)
     trainer.fit(int(cfg.warmup_epochs), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
                 stage="warmup")
     if not ckpt.exists():  # warmup_epochs=0: the initial weights are the warm state

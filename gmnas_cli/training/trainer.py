@@ -96,8 +96,7 @@ class SupernetTrainer(Checkpointed):
             weights, active = self.algo.train_weights(gen)
             # alpha's gradient from the weight loss is discarded below: not computing it is the
             # same step, cheaper (no weight-gradient dot products in the mixed ops' backward).
-            logits = self.net(batch[0], weights.detach(), active)
-            loss = self.loss_fn(logits, batch[1])
+            logits, loss = self.algo.weight_loss(self.net, batch, weights.detach(), active, self.loss_fn, gen)
         check_finite(loss, where)
         self.w_optimizer.zero_grad(set_to_none=True)
         loss.backward()
