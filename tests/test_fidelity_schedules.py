@@ -94,3 +94,22 @@ def test_paper_presets_on_the_command_line():
     assert "tau_min: 0.03" in text
     ops = text.split("  ops:\n", 1)[1].split("\n  C:", 1)[0].split("\n")
     assert len(ops) == 7 and "  - none" not in ops
+
+
+def test_restarted_leaves_draw_their_own_seeded_init_and_alpha(cfg_factory):
+    """Official restart builds a new model per leaf; alpha starts at 1e-3 * N(0, 1) (DARTS)."""
+    import torch
+
+    from gmnas_cli.runtime import Runtime
+    from gmnas_cli.stages.common import build_trainer
+
+    rt = Runtime(cfg_factory("experiment=smoke", "space=nb201", "algo=darts", "name=init"))
+    mask = rt.space.full_mask()
+    first = {k: build_trainer(rt, mask, "t", init=k) for k in ("root", 1, 2)}
+    again = build_trainer(rt, mask, "t", init=1)
+    w = {k: torch.cat([p.detach().reshape(-1) for p in t.net.parameters()]) for k, t in first.items()}
+    assert not torch.equal(w[1], w[2]) and not torch.equal(w[1], w["root"])
+    assert torch.equal(w[1], torch.cat([p.detach().reshape(-1) for p in again.net.parameters()]))
+    alpha = first[1].algo.alpha.detach()
+    assert torch.equal(alpha, again.algo.alpha.detach()) and not torch.equal(alpha, first[2].algo.alpha.detach())
+    assert 0.5e-3 < float(alpha.std()) < 2e-3 and float(alpha.abs().max()) < 1e-2

@@ -33,14 +33,21 @@ class Algorithm:
         self.space = space
         self.net = net
         device = net.mask_tensor.device
-        # DARTS initialises alpha as 1e-3 * N(0, 1) (Liu et al. 2019 code); we start at exactly
-        # uniform so that warmup with frozen alpha is "uniform" as DESIGN.md states.
+        # Zero until ``init_alpha`` draws DARTS' 1e-3 * N(0, 1) (Liu et al. 2019, official GM-NAS).
         self.alpha = torch.zeros(len(space.edges), len(space.ops), device=device, requires_grad=True)
         self.arch_optimizer = torch.optim.Adam(
             [self.alpha], lr=cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay
         )
         self.epoch = 0
         self.total_epochs = 1
+
+    def init_alpha(self, gen: torch.Generator) -> None:
+        """alpha = 1e-3 * N(0, 1) from ``gen`` (DARTS' initialisation; algorithms without
+        architecture parameters keep zeros)."""
+        if not self.has_arch_params:
+            return
+        with torch.no_grad():
+            self.alpha.copy_(1e-3 * torch.randn(self.alpha.shape, generator=gen).to(self.alpha.device))
 
     # -- mask helpers -----------------------------------------------------------------------
     @property

@@ -17,7 +17,7 @@ from gmnas_cli.io import remove_stale_temps
 from gmnas_cli.locks import shared
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
-from gmnas_cli.seeding import derive_seed, seed_everything
+from gmnas_cli.seeding import derive_seed, generator, seed_everything
 from gmnas_cli.spaces import Mask, Supernet
 from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.tblog import check_logger
@@ -125,13 +125,20 @@ def discard(root: Path, stage: str) -> None:
                 shutil.rmtree(d)
 
 
-def build_trainer(rt: Runtime, mask: Mask, tag: str) -> SupernetTrainer:
-    """A supernet for ``mask`` with the experiment's initial weights, its algorithm and trainer."""
-    torch.manual_seed(derive_seed(int(rt.cfg.seed), "init"))  # root and restart share one init
+def build_trainer(rt: Runtime, mask: Mask, tag: str, init: str | int = "root") -> SupernetTrainer:
+    """A supernet for ``mask`` with seeded initial weights and alpha, its algorithm and trainer.
+
+    ``init``: "root" (the root supernet; checkpoints loaded afterwards replace it), or a leaf id:
+    a restarted leaf draws its own initialisation, as the official code builds a new model per
+    leaf (``get_new_model()``); alpha starts at 1e-3 * N(0, 1) (DARTS, official GM-NAS).
+    """
+    seed = int(rt.cfg.seed)
+    torch.manual_seed(derive_seed(seed, "init") if init == "root" else derive_seed(seed, "init", init))
     net: Supernet = rt.space.build_supernet(mask).to(rt.device)
     if rt.device.type == "cuda" and rt.cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
+    algo.init_alpha(generator(seed, "alpha", init))
     trainer = SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
     trainer.logger = rt.logger
     return trainer

@@ -1,7 +1,8 @@
 """``gmnas search``: run the base algorithm on every leaf (or the ``leaf=K``-th one) independently.
 
-Each leaf restarts from the root's initial weights after a split phase (``restart=true``,
-paper 3.4; ablation 5.1), or continues from its split-phase weights otherwise; One-Shot
+Each leaf restarts from a seeded initialisation of its own after a split phase (``restart=true``,
+paper 3.4; ablation 5.1; official: a new model per leaf), or continues from its split-phase
+weights otherwise; One-Shot
 (no split) continues from the warmed-up root. Per leaf: ``search/<node id>/ckpt.pt`` every epoch,
 ``curve.csv``, and ``result.json`` with the derived architecture and supernet validation metrics.
 Leaves write only inside their own folder, so ``-m leaf=0,1,2,3`` jobs never collide.
@@ -31,11 +32,12 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     result_path = out / "result.json"
     if result_path.exists():
         return read_json(result_path, keys=("leaf", "arch", "val_loss", "val_acc"))
-    trainer = build_trainer(rt, leaf.mask, f"search/leaf{leaf.id}")
+    restarted = bool(cfg.restart) and effective_splits(cfg) > 0
+    trainer = build_trainer(rt, leaf.mask, f"search/leaf{leaf.id}", init=leaf.id if restarted else "root")
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
         trainer.load(ckpt)
-    elif not (cfg.restart and effective_splits(cfg) > 0):
+    elif not restarted:
         # No restart: start from the leaf's split-phase (or warmed-up) weights, fresh alpha/optimizer.
         trainer.load_state_dict(load_checkpoint(exp.node_dir(leaf.id) / "ckpt.pt"), weights_only=True)
     epochs = int(cfg.search_epochs)
