@@ -68,4 +68,5 @@ class Runtime:
 
     @cached_property
     def space(self) -> SearchSpace:
-        return build_space(self.cfg.space, self.cfg.dataset.num_classes, self.cfg.dataset.in_channels)
+        return build_space(self.cfg.space, self.cfg.dataset.num_classes, self.cfg.dataset.in_channels,
+                           self.cfg.dataset.image_size)

@@ -10,6 +10,7 @@ supernet's op mask. Variants override hooks: ``train_weights`` (weight training)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,6 +88,19 @@ class Algorithm:
 
     def prepare(self, trainer: object, workdir: object) -> None:
         """Called by ``gmnas warmup`` before the root trains (OFA: train the full network first)."""
+
+    def arch_step_due(self, epoch: int, step: int, steps_per_epoch: int) -> bool:
+        """Whether weight step ``step`` of ``epoch`` (phase-relative) is preceded by an architecture
+        step: after every ``algo.arch_every``-th weight step of the phase (1: before every step)."""
+        every = int(getattr(self.cfg, "arch_every", 1) or 1)
+        if every <= 1:
+            return True
+        done = epoch * steps_per_epoch + step  # weight steps before this one
+        return done > 0 and done % every == 0
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Algorithm-specific checks of the composed config, before anything is written."""
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                   w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:

@@ -108,10 +108,14 @@ class SpaceConfig:
     nodes: int = bounded(4, ge=1)  # intermediate nodes per cell
     unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT, hint=IDENT_HINT)  # DARTS: ["none"] (DESIGN.md)
     split_cells: list[str] = bounded(default_factory=lambda: ["normal"], choices=["normal", "reduce"], min_len=1)  # DARTS: normal cells only
-    width_mult: float = bounded(1.0, gt=0)  # MobileNet space
+    # mobilenet (and ofa_mbv3: width_mult, stages) only, refused on other spaces; ProxylessNAS widths (facts 1a)
+    width_mult: float = bounded(1.0, gt=0)  # every width -> make_divisible(w * width_mult, 8)
     expand_ratios: list[int] = bounded(default_factory=list, ge=1)
     kernel_sizes: list[int] = bounded(default_factory=list, ge=1)
-    stages: list[Any] = field(default_factory=list)
+    stages: list[Any] = field(default_factory=list)  # mobilenet: [width, blocks, stride] per stage
+    stem_width: int = bounded(32, ge=1)  # mobilenet: first 3x3 stride-2 conv
+    first_block_width: int = bounded(16, ge=1)  # mobilenet: the fixed 3x3_MBConv1 block
+    feature_mix_width: int = bounded(1280, ge=1)  # mobilenet: the 1x1 feature-mix layer
     # space=ofa_mbv3 (OFA OFAMobileNetV3): elastic depths per stage (the first d blocks; OFA [2, 3, 4]),
     # first conv / first block width (16) and [final expand, feature mix] widths ([960, 1280]), before width_mult.
     depths: list[int] = bounded(default_factory=lambda: [2, 3, 4], ge=1, le=4)
@@ -164,6 +168,15 @@ class AlgoConfig:
     label_smoothing: float = bounded(0.1, ge=0, lt=1)
     leaf_start: str = bounded("continue", choices=["continue", "full"])  # split-phase weights | full net
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    arch_every: int = bounded(1, ge=1)  # weight steps per architecture step (ProxylessNAS: 5)
+    # proxyless only: differentiable hardware regulariser (ProxylessNAS; off in GM's released run)
+    target: str = bounded("none", choices=["none", "flops", "latency"])
+    target_ref: float = bounded(300.0, gt=0)  # reference: MFLOPs (ProxylessNAS: 300) or ms (mobile: 80)
+    reg_form: str = bounded("mul#log", choices=["mul#log", "add#linear"])
+    reg_alpha: float = bounded(0.2, ge=0)  # mul#log: alpha * CE * (log E / log ref) ** beta
+    reg_beta: float = bounded(0.3, ge=0)
+    reg_lambda: float = bounded(0.1, ge=0)  # add#linear: CE + lambda * (E - ref) / ref
+    latency_table: str = ""  # target=latency: a ProxylessNAS-style LUT YAML path (never downloaded)
 
 
 rule("algo.tau_min <= algo.tau_max")  # the temperature anneals downwards (SNAS/GDAS)
@@ -185,6 +198,9 @@ class TrainConfig:
     # Search-phase schedule: restart = cosine/tau over search_epochs (official DARTS space,
     # --fix_sche 1); run = over the whole run's epochs (official NB201). Split phase: whole run always.
     search_schedule: SearchSchedule = SearchSchedule.restart
+    label_smoothing: float = bounded(0.0, ge=0, lt=1)  # ProxylessNAS search: 0.1
+    # split_train_arch only: start of the frozen warm-up's own cosine (ProxylessNAS warm_up: 0.05); 0: lr
+    warmup_lr: float = bounded(0.0, ge=0)
 
 
 rule("train.lr_min <= train.lr")  # cosine from lr down to lr_min
@@ -202,6 +218,11 @@ class DatasetConfig:
     image_size: int = bounded(32, ge=1)
     limit: int = bounded(0, ge=0)  # 0: all images; >0 keeps the first `limit` training images (smoke tests)
     test_limit: int = bounded(0, ge=0)
+    # imagenet only: held-out architecture split; 0: the second half by index (DESIGN.md), >0: that
+    # many training images, class-balanced and seeded (ProxylessNAS valid_size: 10000)
+    valid_size: int = bounded(0, ge=0)
+    loader: str = bounded("auto", choices=["auto", "memory", "stream"])  # imagenet: auto picks by size
+    workers: int = bounded(4, ge=0)  # imagenet stream: DataLoader worker processes
 
 
 @dataclass
@@ -271,6 +292,7 @@ class RetrainConfig:
     lr_gamma: float = bounded(0.97, gt=0, le=1)  # exponential decay per epoch (DARTS train_imagenet.py)
     nesterov: bool = False  # DARTS: plain momentum; NAS-Bench-201 protocol: Nesterov
     label_smoothing: float = bounded(0.0, ge=0, lt=1)  # DARTS ImageNet: 0.1
+    warmup_epochs: int = bounded(0, ge=0)  # linear lr warm-up epochs before the cosine (ProxylessNAS: 5)
 
 
 rule("retrain.lr_min <= retrain.lr")
@@ -376,6 +398,10 @@ class Config:
     branching: Any = 2  # one value, or a list with one value per split
     search_epochs: int = bounded(30, ge=0)
     restart: bool = True  # paper 3.4 "Supernet splitting with restart"
+    # The official GM + ProxylessNAS joint schedule (App. D.3, facts 1a): after the frozen warmup the
+    # root trains alpha too for warmup_epochs more, children likewise between splits, and (with
+    # restart=false) leaves continue into search with alpha and both optimizers, all on one cosine
+    split_train_arch: bool = False
     force: bool = False
     resume: Resume = Resume.auto
     deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse

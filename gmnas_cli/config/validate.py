@@ -79,12 +79,13 @@ def validate(cfg: DictConfig, command: str) -> None:
         CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
     if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
+    _refuse_unread_keys(cfg)
     check = getattr(ALGORITHMS[cfg.algo.name], "check_config", None)
     if check is not None:  # settings of one algorithm that bounds cannot express (e.g. OFA's FLOPs window)
         check(cfg)
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
         raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")
-    space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels)
+    space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels, cfg.dataset.image_size)
     space_check = getattr(space, "check_config", None)
     if space_check is not None:  # a space that only some algorithms can train (ofa_mbv3: algo=ofa)
         space_check(cfg)
@@ -119,3 +120,18 @@ def validate(cfg: DictConfig, command: str) -> None:
             if 2 * b > n_ops:
                 raise ConfigError(f"criterion.cut=within needs groups of >= 2 ops: branching={b} exceeds "
                                   f"{n_ops // 2} for {n_ops} ops")
+
+
+def _refuse_unread_keys(cfg: DictConfig) -> None:
+    """Keys that only some data sets or algorithms read, set where nothing reads them."""
+    if cfg.dataset.name != "imagenet":
+        for key, default in (("valid_size", 0), ("loader", "auto"), ("workers", 4)):
+            if key in cfg.dataset and cfg.dataset[key] != default:
+                raise ConfigError(f"dataset.{key}={cfg.dataset[key]!r} has no effect on dataset {cfg.dataset.name!r} "
+                                  f"(it is read by dataset=imagenet); remove it")
+    if float(cfg.train.get("warmup_lr", 0.0)) and not cfg.get("split_train_arch", False):
+        raise ConfigError(f"train.warmup_lr={cfg.train.warmup_lr} has no effect without split_train_arch=true "
+                          f"(the warm-up then shares train.lr's cosine with the split phase)")
+    if str(cfg.algo.get("target", "none")) != "none" and cfg.algo.name != "proxyless":
+        raise ConfigError(f"algo.target={cfg.algo.target!r} has no effect on algo {cfg.algo.name!r} "
+                          f"(the hardware regulariser is algo=proxyless's)")

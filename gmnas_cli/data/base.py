@@ -28,6 +28,8 @@ class ImageData:
     std: tuple[float, ...]
     flip: bool = True  # horizontal flips are label-preserving (not for digits)
     pad: int = 4  # random-crop padding (CIFAR: 4)
+    holdout: int = 0  # >0: the last `holdout` training images are the architecture split (imagenet valid_size)
+    split_record: dict | None = None  # how the held-out split was drawn (written to data_split.json)
 
     def __post_init__(self) -> None:
         for name in ("train", "test"):
@@ -46,6 +48,10 @@ class ImageData:
     def halves(self) -> tuple[Split, Split]:
         """(weights half, architecture half) of the training set, split by index."""
         n = len(self.train_y)
+        if self.holdout:
+            cut = n - self.holdout
+            return (Split(self.train_x[:cut], self.train_y[:cut], self),
+                    Split(self.train_x[cut:], self.train_y[cut:], self))
         half = n // 2
         if half == 0:
             raise ValueError("the training set needs at least two images")
@@ -63,7 +69,7 @@ class ImageData:
         """Hold the uint8 images on ``device`` once (GPU-resident small data sets)."""
         return ImageData(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
                          self.test_y.to(device), self.num_classes, self.mean, self.std, self.flip,
-                         self.pad)
+                         self.pad, self.holdout, self.split_record)
 
 
 class Split:

@@ -12,7 +12,7 @@ from gmnas_cli.report.collect import ExperimentRecord
 # Never part of a group's identity: the seed (what mean ± std runs over) and machine-specific paths.
 IGNORED = ("seed", "name", "out_dir", "benchmark.path", "dataset.root")
 
-ALGO_NAMES = {"darts": "DARTS", "snas": "SNAS", "rsps": "RSPS", "gdas": "GDAS", "proxylessnas": "ProxylessNAS",
+ALGO_NAMES = {"darts": "DARTS", "snas": "SNAS", "rsps": "RSPS", "gdas": "GDAS", "proxylessnas": "ProxylessNAS", "proxyless": "ProxylessNAS",
               "ofa": "OFA"}
 CRITERION_PREFIX = {"gm": "GM", "exhaustive": "Few Shot", "random": "Random", "none": ""}
 CRITERION_NAMES = {"gm": "Gradient (GM)", "exhaustive": "Exhaustive", "random": "Random", "none": "None (one-shot)"}

@@ -315,6 +315,8 @@ def table_darts(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
     return Table("darts", title, display, pd.DataFrame(data))
 
 
+from gmnas_cli.report.table_mobilenet import table_mobilenet  # noqa: E402  (paper Table 5)
+
 TABLES: dict[str, Callable[[list[ExperimentRecord], ReportContext], Table]] = {
     "criteria": table_criteria,
     "nb201": table_nb201,
@@ -322,4 +324,5 @@ TABLES: dict[str, Callable[[list[ExperimentRecord], ReportContext], Table]] = {
     "ranking": table_ranking,
     "selection": table_selection,
     "darts": table_darts,
+    "mobilenet": table_mobilenet,
 }

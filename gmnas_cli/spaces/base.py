@@ -136,6 +136,7 @@ class SearchSpace(ABC):
     """Edges and op names, a supernet for a mask, shared parameters, derivation and formats."""
 
     name: str = ""
+    input_size: int = 224  # input resolution (dataset.image_size) for cost models such as MAC counts
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.cfg = cfg
@@ -144,7 +145,27 @@ class SearchSpace(ABC):
         self.ops: list[str] = list(cfg.ops)
         if not self.ops:
             raise ConfigError("space.ops must list at least one op")
+        self.refuse_unused_keys()
         self.edges: list[str] = self.edge_names()
+
+    # Keys only some spaces read; a space lists the ones it uses in ``uses_keys``.
+    SPACE_SPECIFIC_KEYS = ("width_mult", "stages", "stem_width", "first_block_width", "feature_mix_width")
+    uses_keys: tuple[str, ...] = ()
+
+    def refuse_unused_keys(self) -> None:
+        """ConfigError for a space-specific key set away from its default on a space that ignores it."""
+        import dataclasses
+
+        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                    for f in dataclasses.fields(SpaceConfig) if f.name in self.SPACE_SPECIFIC_KEYS}
+        for key in self.SPACE_SPECIFIC_KEYS:
+            if key in self.uses_keys or not hasattr(self.cfg, key):
+                continue
+            value = getattr(self.cfg, key)
+            value = list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
+            if value != defaults[key]:
+                raise ConfigError(f"space.{key}={value!r} has no effect on space {self.name!r} "
+                                  f"(it is read by space=mobilenet or ofa_mbv3); remove it")
 
     # -- structure --------------------------------------------------------------------------
     def check_ops(self, valid: list[str], space_label: str) -> None:
@@ -212,6 +233,14 @@ class SearchSpace(ABC):
     def arch_in_mask(self, arch: Arch, mask: Mask) -> bool:
         return all(op in mask[e] for e, op in arch.items())
 
+    def arch_files(self, arch: Arch) -> dict[str, Any]:
+        """Extra JSON files describing ``arch``, written next to search results (MobileNet: net.config)."""
+        return {}
+
+    def arch_metrics(self, arch: Arch) -> dict[str, float]:
+        """Cost figures of ``arch`` recorded with search and retrain results (MobileNet: params, MFLOPs)."""
+        return {}
+
     # -- evaluation -------------------------------------------------------------------------
     def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
         """The stand-alone network of ``arch`` for retraining (``retrain`` stage, successive halving).
@@ -226,5 +255,8 @@ class SearchSpace(ABC):
 SPACES: Registry[type[SearchSpace]] = Registry("space")
 
 
-def build_space(cfg: SpaceConfig, num_classes: int, in_channels: int) -> SearchSpace:
-    return SPACES[cfg.name](cfg, num_classes, in_channels)
+def build_space(cfg: SpaceConfig, num_classes: int, in_channels: int, input_size: int | None = None) -> SearchSpace:
+    space = SPACES[cfg.name](cfg, num_classes, in_channels)
+    if input_size is not None:
+        space.input_size = int(input_size)
+    return space

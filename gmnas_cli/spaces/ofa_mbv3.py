@@ -87,6 +87,7 @@ class OfaSpace(SearchSpace):
     """Elastic MobileNetV3 (module docstring)."""
 
     name = "ofa_mbv3"
+    uses_keys = ("width_mult", "stages")  # space-specific keys it reads (SearchSpace.refuse_unused_keys)
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.stage_specs = _stage_specs(cfg)

@@ -170,3 +170,17 @@ def search_schedule_epochs(cfg: DictConfig) -> int:
     restarted epochs, ending near lr 0.0136)."""
     mode = str(getattr(cfg.train.search_schedule, "value", cfg.train.search_schedule))
     return int(cfg.search_epochs) if mode == "restart" else run_epochs(cfg)
+
+
+def joint_schedule(cfg: DictConfig) -> tuple[int, int] | None:
+    """``split_train_arch``: (cosine length, first joint epoch) of the official GM + ProxylessNAS joint
+    phase (facts 1a): after ``warmup_epochs`` frozen epochs (their own cosine), the root trains
+    jointly for ``warmup_epochs``, each split's children for ``warmup_epochs`` more, and the leaves
+    for ``search_epochs``, all on one cosine. None: the plain schedule (DESIGN.md)."""
+    from gmnas_cli.config.validate import effective_splits
+
+    splits = effective_splits(cfg)
+    if not cfg.split_train_arch or splits == 0:
+        return None
+    warm = int(cfg.warmup_epochs)
+    return warm * splits + int(cfg.search_epochs), warm

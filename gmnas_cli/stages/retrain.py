@@ -69,6 +69,8 @@ def retrain(rt: Runtime) -> dict:
         except ValueError as err:
             raise StageError(f"retrain: {exp.selection_path}: {err}") from None
         out.mkdir(parents=True, exist_ok=True)
+        for name, obj in rt.space.arch_files(arch).items():  # e.g. ProxylessNAS's net.config
+            write_json(out / name, obj)
         try:
             result = {**retrain_from_scratch(rt, arch, out), "benchmark": None}
         except NotImplementedError as err:

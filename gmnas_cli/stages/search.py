@@ -19,7 +19,7 @@ from gmnas_cli.io import load_checkpoint, read_json, write_json
 from gmnas_cli.logging import log
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.seeding import derive_seed, generator
-from gmnas_cli.stages.common import build_trainer, run_stage, search_schedule_epochs
+from gmnas_cli.stages.common import build_trainer, joint_schedule, run_stage, search_schedule_epochs
 from gmnas_cli.tree import Node, PartitionTree
 
 
@@ -38,13 +38,19 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     if ckpt.exists():
         trainer.load(ckpt)
     elif not restarted:
-        # No restart: start from the leaf's split-phase (or warmed-up) weights, fresh alpha/optimizer.
-        trainer.load_state_dict(load_checkpoint(exp.node_dir(leaf.id) / "ckpt.pt"), weights_only=True)
+        # No restart: start from the leaf's split-phase (or warmed-up) weights, fresh alpha/optimizer;
+        # after a joint split phase (split_train_arch) with its alpha and both optimizers as well.
+        carry = bool(cfg.split_train_arch) and effective_splits(cfg) > 0
+        trainer.load_state_dict(load_checkpoint(exp.node_dir(leaf.id) / "ckpt.pt"), weights_only=not carry)
+        trainer.epoch, trainer.history = 0, []
     epochs = int(cfg.search_epochs)
     # lr: train.search_schedule; temperature: restarted over the search epochs (official
-    # sub_model.temp_scheduler = TempScheduler(total_epoch - end_epoch)).
-    trainer.fit(epochs, search_schedule_epochs(cfg), train_arch=trainer.algo.has_arch_params, ckpt=ckpt,
-                stage="search", temperature_epochs=epochs)
+    # sub_model.temp_scheduler = TempScheduler(total_epoch - end_epoch)). After a joint split phase
+    # (split_train_arch, restart=false) the leaves continue the joint cosine instead.
+    joint = joint_schedule(cfg) if not cfg.restart else None
+    length, offset = (search_schedule_epochs(cfg), 0) if joint is None else (joint[0], epochs - joint[0])
+    trainer.fit(epochs, length, train_arch=trainer.algo.has_arch_params, ckpt=ckpt, stage="search",
+                temperature_epochs=epochs, schedule_offset=offset)
     if not trainer.history:  # search_epochs=0: still report the supernet's validation metrics
         val_loss, val_acc = trainer.evaluate()
     else:
@@ -59,9 +65,12 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
         raise StageError(f"search: leaf {leaf.id} derived {arch} outside its mask")
     trainer.write_curve(out / "curve.csv")
     result = {"leaf": leaf.id, "arch": space.arch_to_str(arch), "arch_ops": arch,
+              **space.arch_metrics(arch),
               "val_loss": float(val_loss), "val_acc": float(val_acc), "epochs": epochs,
               "seconds": round(sum(h["seconds"] for h in trainer.history), 3),
               "alpha": trainer.algo.alpha.detach().cpu().tolist() if trainer.algo.has_arch_params else None}
+    for name, obj in space.arch_files(arch).items():  # e.g. ProxylessNAS's net.config
+        write_json(out / name, obj)
     write_json(result_path, result)
     log.info(f"search: leaf {leaf.id} -> {result['arch']} (val_loss {val_loss:.4f}, val_acc {val_acc:.4f})")
     return result

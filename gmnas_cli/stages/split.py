@@ -2,8 +2,8 @@
 
 For split s = 0..splits-1: every leaf at depth s scores its unsplit edges with the criterion,
 splits the chosen edge into ``branching[s]`` op groups, and each child starts as a copy of the
-parent (weights, optimizer state) with a narrower mask; children then train alpha-frozen for the
-next warmup interval (not after the last split: the search stage restarts the leaves).
+parent (weights, optimizer state, alpha) with a narrower mask; children then train alpha-frozen
+(``split_train_arch=true``: jointly with alpha) for the next warmup interval (not after the last split: the search stage restarts the leaves).
 Progress is resumable: the tree is saved after each split node, GM scores after each edge,
 children's checkpoints every epoch.
 """
@@ -17,7 +17,8 @@ from gmnas_cli.criteria import CRITERIA, SplitContext
 from gmnas_cli.io import load_checkpoint, save_checkpoint
 from gmnas_cli.logging import console, log
 from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import build_trainer, run_stage, splitting_schedule_epochs
+from gmnas_cli.stages.common import build_trainer, joint_schedule, run_stage, splitting_schedule_epochs
+from gmnas_cli.stages.warmup import train_root
 from gmnas_cli.tree import PartitionTree
 
 
@@ -31,6 +32,9 @@ def split(rt: Runtime) -> dict:
     criterion = CRITERIA[cfg.criterion.name](cfg.criterion)
     factors = branching_list(cfg)
     warm = int(cfg.warmup_epochs)
+    joint = joint_schedule(cfg)  # split_train_arch: the root's joint interval shifts every split
+    base = 0 if joint is None else warm
+    length, offset = (splitting_schedule_epochs(cfg), 0) if joint is None else joint
     for s in range(n_splits):
         for node in [n for n in tree.nodes if n.depth == s]:
             if not node.is_leaf:
@@ -40,11 +44,14 @@ def split(rt: Runtime) -> dict:
             trainer = build_trainer(rt, node.mask, "warmup/node0" if node.id == 0 else f"split/node{node.id}")
             ckpt = exp.node_dir(node.id) / "ckpt.pt"
             trainer.load(ckpt)
-            if trainer.epoch < warm * (s + 1):
+            if trainer.epoch < warm * (s + 1) + base:
                 log.warning(f"split: node {node.id} checkpoint is at epoch {trainer.epoch}; training to "
-                            f"epoch {warm * (s + 1)} again")
-                trainer.fit(warm * (s + 1), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
-                            stage="warmup" if node.id == 0 else "split")
+                            f"epoch {warm * (s + 1) + base} again")
+                if node.id == 0:
+                    train_root(cfg, trainer, ckpt)
+                else:
+                    trainer.fit(warm * (s + 1) + base, length, train_arch=_joint(cfg, trainer), ckpt=ckpt,
+                                stage="split", schedule_offset=offset)
                 trainer.write_curve(exp.node_dir(node.id) / "curve.csv")
             ctx = SplitContext(trainer, space, tree, node, factors[s], s, int(cfg.seed),
                                progress_path=exp.node_dir(node.id) / f"gm_progress_{s}.json")
@@ -65,10 +72,15 @@ def split(rt: Runtime) -> dict:
                 trainer = build_trainer(rt, child.mask, f"split/node{child.id}")
                 ckpt = exp.node_dir(child.id) / "ckpt.pt"
                 trainer.load(ckpt)
-                trainer.fit(warm * (s + 2), splitting_schedule_epochs(cfg), train_arch=False, ckpt=ckpt,
-                            stage="split")
+                trainer.fit(warm * (s + 2) + base, length, train_arch=_joint(cfg, trainer), ckpt=ckpt,
+                            stage="split", schedule_offset=offset)
                 trainer.write_curve(exp.node_dir(child.id) / "curve.csv")
     return {"leaves": [n.id for n in tree.leaves()]}
+
+
+def _joint(cfg: DictConfig, trainer) -> bool:
+    """Whether children train alpha between splits (``split_train_arch``; official GM + ProxylessNAS)."""
+    return bool(cfg.split_train_arch) and trainer.algo.has_arch_params
 
 
 def main(cfg: DictConfig) -> None:

@@ -91,14 +91,18 @@ class NetworkTrainer(Checkpointed):
 
     # -- schedule ---------------------------------------------------------------------------
     def lr_at(self, epoch: int) -> float:
-        """Cosine from ``retrain.lr`` to ``retrain.lr_min`` (D.2), or exponential decay (DARTS ImageNet)."""
+        """Cosine from ``retrain.lr`` to ``retrain.lr_min`` (D.2), or exponential decay (DARTS ImageNet);
+        after ``retrain.warmup_epochs`` of linear warm-up (epoch e: lr * (e + 1) / warmup; ProxylessNAS)."""
         r = self.r
+        warm = int(getattr(r, "warmup_epochs", 0) or 0)
+        if epoch < warm:
+            return float(r.lr) * (epoch + 1) / warm
         kind = str(r.lr_schedule)
         if kind == "exponential":
-            return float(r.lr) * float(r.lr_gamma) ** epoch
+            return float(r.lr) * float(r.lr_gamma) ** (epoch - warm)
         if kind != "cosine":
             raise ConfigError(f"retrain.lr_schedule={kind!r}; valid: cosine, exponential")
-        return cosine_lr(float(r.lr), float(r.lr_min), epoch, self.epochs)
+        return cosine_lr(float(r.lr), float(r.lr_min), epoch - warm, self.epochs - warm)
 
     def drop_path_at(self, epoch: int) -> float:
         """``retrain.drop_path * epoch / epochs``: increased linearly from 0 (DARTS train.py)."""
@@ -132,7 +136,7 @@ class NetworkTrainer(Checkpointed):
         if int(r.max_steps_per_epoch):
             steps = min(steps, int(r.max_steps_per_epoch))
         seed = int(self.cfg.seed)
-        size = min(self.train_split.x.shape[-2:])
+        size = int(self.train_split.data.image_size)
         if int(r.cutout) >= size and self.epoch < self.epochs:
             log.warning(f"{self.tag}: retrain.cutout={int(r.cutout)} px covers whole {size}x{size} images "
                         f"(DARTS' 16 px is meant for 32x32 CIFAR); set retrain.cutout lower or 0")
@@ -179,12 +183,17 @@ class NetworkTrainer(Checkpointed):
             log.info(f"{self.tag} epoch {epoch + 1}/{self.epochs} train_loss {record['train_loss']:.4f} "
                      f"train_acc {record['train_acc']:.4f} lr {lr:.5f} ({record['seconds']:.1f}s)")
 
-    @torch.no_grad()
     def evaluate(self, split: Split) -> tuple[float, float]:
         """Plain cross-entropy and accuracy of the main head on ``split`` (eval mode, no augmentation)."""
+        m = self.evaluate_topk(split)
+        return m["loss"], m["top1"]
+
+    @torch.no_grad()
+    def evaluate_topk(self, split: Split, k: int = 5) -> dict[str, float]:
+        """Cross-entropy, top-1 and top-``k`` accuracy on ``split`` (ImageNet reports top-5)."""
         self.net.eval()
         bs = max(int(self.r.batch_size), 256)
-        tot_loss, correct, n = 0.0, 0, 0
+        tot_loss, correct, correct_k, n = 0.0, 0, 0, 0
         for x, y in split.batches(bs, None):
             with self._autocast():
                 logits = self.net(self._prep(x))
@@ -192,9 +201,11 @@ class NetworkTrainer(Checkpointed):
                 logits = logits[0]
             tot_loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
+            top = logits.topk(min(k, logits.shape[1]), dim=1).indices
+            correct_k += int((top == y.view(-1, 1)).any(1).sum())
             n += len(y)
         self.net.train()
-        return tot_loss / max(n, 1), correct / max(n, 1)
+        return {"loss": tot_loss / max(n, 1), "top1": correct / max(n, 1), "topk": correct_k / max(n, 1)}
 
     @property
     def seconds(self) -> float:
@@ -232,9 +243,11 @@ def retrain_from_scratch(rt: Any, arch: Arch, out_dir: Path) -> dict[str, Any]:
         trainer.save(ckpt)
     trainer.write_curve(out_dir / "curve.csv")
     start = time.time()
-    test_loss, test_acc = trainer.evaluate(rt.data.test())
-    return {"params_m": round(params_m, 6), "test_acc": float(test_acc), "test_loss": float(test_loss),
-            "test_error": round(100.0 * (1.0 - float(test_acc)), 4), "epochs": trainer.epochs,
+    m = trainer.evaluate_topk(rt.data.test())
+    test_loss, test_acc = m["loss"], m["top1"]
+    return {**rt.space.arch_metrics(arch), "params_m": round(params_m, 6), "test_acc": float(test_acc),
+            "test_loss": float(test_loss), "test_error": round(100.0 * (1.0 - float(test_acc)), 4),
+            "test_top5_error": round(100.0 * (1.0 - float(m["topk"])), 4), "epochs": trainer.epochs,
             "seconds": round(trainer.seconds + time.time() - start, 3)}
 
 

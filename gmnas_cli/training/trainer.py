@@ -76,7 +76,7 @@ class SupernetTrainer(Checkpointed):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else nullcontext()
 
     def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), y)
+        return F.cross_entropy(logits.float(), y, label_smoothing=float(self.cfg.train.label_smoothing))
 
     def _prep(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -110,9 +110,10 @@ class SupernetTrainer(Checkpointed):
 
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
             evaluate: bool = True, stage: str = "", schedule_offset: int = 0,
-            temperature_epochs: int | None = None) -> None:
-        """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs``, the algorithm's
-        temperature a schedule over ``temperature_epochs`` (default: the same length)."""
+            temperature_epochs: int | None = None, lr_max: float | None = None) -> None:
+        """Train until ``end_epoch``; lr follows a cosine over ``schedule_epochs`` from ``lr_max``
+        (None: ``train.lr``), the algorithm's temperature a schedule over ``temperature_epochs``
+        (default: the same length)."""
         t = self.cfg.train
         bs = int(t.batch_size)
         steps = self.train_split.num_batches(bs, drop_last=True)
@@ -122,7 +123,7 @@ class SupernetTrainer(Checkpointed):
         while self.epoch < end_epoch:
             epoch = self.epoch
             start = time.time()
-            lr = cosine_lr(t.lr, t.lr_min, epoch - schedule_offset, schedule_epochs)
+            lr = cosine_lr(t.lr if lr_max is None else lr_max, t.lr_min, epoch - schedule_offset, schedule_epochs)
             for group in self.w_optimizer.param_groups:
                 group["lr"] = lr
             self.algo.epoch_start(epoch - schedule_offset,
@@ -140,7 +141,8 @@ class SupernetTrainer(Checkpointed):
             with progress_bar(f"{self.tag} epoch {epoch + 1}/{end_epoch}", steps) as advance:
                 for step in range(steps):
                     batch = self._prep(next(w_batches))
-                    arch_batch = self._prep(next(a_batches)) if a_batches is not None else None
+                    due = a_batches is not None and self.algo.arch_step_due(epoch - schedule_offset, step, steps)
+                    arch_batch = self._prep(next(a_batches)) if due else None
                     loss, logits = self.train_step(
                         batch, arch_batch, gen, f"{stage or self.tag}: {self.tag}, epoch {epoch + 1}, step {step + 1}")
                     yb = batch[1]
@@ -181,7 +183,8 @@ class SupernetTrainer(Checkpointed):
             weights, active = self.algo.eval_weights(gen)
             with self._autocast():
                 logits = self.net(x, weights, active)
-            tot_loss += float(self.loss_fn(logits, y)) * len(y)
+            # plain cross-entropy: label smoothing is a training loss only (ProxylessNAS validate())
+            tot_loss += float(F.cross_entropy(logits.float(), y)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             n += len(y)
         self.net.train()
