@@ -70,3 +70,12 @@ def test_latency_table_without_the_space_keys(tmp_path: Path, folder: Path) -> N
     lut.write_text("Conv-input:224x224x3-output:112x112x32: {mean: 1.0}\n")
     msg = fails(tmp_path / "out", f"dataset.root={folder}", "algo.target=latency", f"algo.latency_table={lut}")
     assert "has no entry 'Conv-input:32x32x3-output:16x16x8'" in msg
+
+
+@pytest.mark.parametrize("arch, message", [
+    ("zero,3x3_MBConv3", "token 1 'zero': zero is unavailable on block b1 (stride 2"),
+    ("3x3_MBConv3,3x3_MBConv9x", "token 2 '3x3_MBConv9x' (block b2) is not an op of this space"),
+])
+def test_gmnas_arch_names_the_bad_token(tmp_path: Path, arch: str, message: str) -> None:
+    assert message in fails(tmp_path, "space=mobilenet", "dataset=imagenet", "dataset.num_classes=1000",
+                            f"arch='{arch}'", command="arch", base=[])
