@@ -30,6 +30,7 @@ def kill_point(event: str) -> None:
     matching event, e.g. ``write:ckpt.pt:2`` (after the 2nd checkpoint write), ``temp:*:1`` (a
     temporary file written, not yet renamed), ``rotated:ckpt.pt:1`` (``.prev`` updated, the new
     checkpoint not yet written). Unset: nothing happens."""
+    preempt_point(event)
     spec = os.environ.get("GMNAS_TEST_KILL_AFTER")
     if not spec:
         return
@@ -43,6 +44,25 @@ def kill_point(event: str) -> None:
 def host_tag() -> str:
     """This host's name as it appears in temporary names (no dots: names are split at dots)."""
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def preempt_point(event: str) -> None:
+    """Test hook: ``GMNAS_TEST_PREEMPT_AFTER=<event pattern>:<marker file>`` sends this process
+    SIGUSR2 (SLURM's preemption notice under submitit) at the first matching event, once: the
+    marker, created atomically, stops the requeued job (and sibling jobs) from doing it again."""
+    spec = os.environ.get("GMNAS_TEST_PREEMPT_AFTER")
+    if not spec:
+        return
+    pattern, _, marker = spec.rpartition(":")
+    if not fnmatch.fnmatchcase(event, pattern):
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGUSR2)
 
 
 def _temp_path(path: Path) -> str:

@@ -80,7 +80,7 @@ class NetworkTrainer(Checkpointed):
         self.use_amp = device.type == "cuda" and bool(cfg.amp)
         # torchrun: DDP averages the weight gradients; BN statistics are averaged over the shards
         # (distributed.shard_backward), not broadcast from rank 0. SyncBatchNorm cannot run on CPU.
-        self.ddp = (nn.parallel.DistributedDataParallel(self.net, broadcast_buffers=False)
+        self.ddp = (nn.parallel.DistributedDataParallel(self.net, forward_sync_buffers=False)
                     if distributed.active() else None)
 
     # -- state ------------------------------------------------------------------------------
