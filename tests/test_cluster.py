@@ -210,3 +210,19 @@ def test_two_ranks_reduce_shard_and_detect_divergence(tmp_path):
     assert r0["mean"] == r1["mean"] == [0.5, 0.5]
     assert r0["shards"] == [0, 1] and r1["shards"] == [2, 3]  # each rank its slice of the same batch
     assert "ranks [1] hold other tensors than rank 0" in r0["verdict"] and r0["verdict"] == r1["verdict"]
+
+
+@pytest.mark.parametrize("preset,tasks", [("slurm", 1), ("slurm_ddp", 8)])
+def test_slurm_presets_requeue_after_timeouts(preset, tasks):
+    from hydra import compose, initialize_config_dir
+
+    from gmnas_cli.cli import conf_dir
+    from gmnas_cli.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={preset}"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.max_num_timeout >= 3 and launcher.timeout_min > 0 and launcher.tasks_per_node == tasks
+    assert launcher.submitit_folder == "${hydra.sweep.dir}/.submitit/%j"  # logs under out_dir/multirun
