@@ -8,8 +8,8 @@ import io
 import json
 import os
 import pickle
-import shutil
 import re
+import shutil
 import signal
 import socket
 import tempfile

@@ -19,8 +19,15 @@ from gmnas_cli.io import host_tag, remove_stale_temps
 from gmnas_cli.runtime import Runtime
 from gmnas_cli.stages.common import cleanup_root
 from tests import _reliability
-from tests._reliability import (SMALL, compare_experiments, copy_experiment, error_lines, hash_files, run_inproc,
-                                temp_files)
+from tests._reliability import (
+    SMALL,
+    compare_experiments,
+    copy_experiment,
+    error_lines,
+    hash_files,
+    run_inproc,
+    temp_files,
+)
 from tests.conftest import REPO, make_cfg, run_cli
 
 small_ref = _reliability.small_ref  # the shared clean run (a session fixture): 4 leaves
