@@ -161,22 +161,28 @@ def test_submitit_leaf_sweep_with_a_preemption_equals_the_sequential_search(tmp_
 
 
 # -- torchrun: 2 ranks (gloo, CPU) equal one process with the same 2 shards -----------------------
-def _torchrun(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _torchrun(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            "-m", "gmnas_cli", *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", [["algo.order=2"], ["algo=gdas"]], ids=["darts2", "gdas"])
-def test_torchrun_two_ranks_equal_one_process_with_two_shards(tmp_path, algo):
+@pytest.mark.parametrize("algo,kill", [(["algo.order=2"], None), (["algo=gdas"], "write:ckpt.pt:4")],
+                         ids=["darts2", "gdas-killed"])
+def test_torchrun_two_ranks_equal_one_process_with_two_shards(tmp_path, algo, kill):
     """`gmnas run` (warmup, GM split, DARTS-2 or GDAS search, select, retrain under DDP) on 2 gloo
     ranks equals, bit for bit, one process with batch_shards=2: weights, alpha, optimizer states,
     tree, curves, results (about 50 s + 35 s here). Both ranks hold the same tensors at every
-    checkpoint (``distributed.check_ranks_agree`` fails the run otherwise)."""
+    checkpoint (``distributed.check_ranks_agree`` fails the run otherwise). ``kill``: rank 0 (the
+    writer) is SIGKILLed at that event first, torchrun stops rank 1, and the rerun resumes on both
+    ranks from the same checkpoint."""
     args = ["experiment=smoke", "splits=1", *algo, "search_epochs=1", "dataset.limit=200", "name=e",
             "report.plots=false"]
+    if kill:
+        res = _torchrun("run", *args, f"out_dir={tmp_path / 'ddp'}", env={"GMNAS_TEST_KILL_AFTER": kill})
+        assert res.returncode != 0 and not (tmp_path / "ddp/e/status/search.json").exists(), res.stderr[-2000:]
     res = _torchrun("run", *args, f"out_dir={tmp_path / 'ddp'}")
     assert res.returncode == 0, res.stderr[-4000:]
     code, err = run_inproc("run", *args, "batch_shards=2", f"out_dir={tmp_path / 'one'}")
