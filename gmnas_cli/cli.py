@@ -160,8 +160,7 @@ def join_ranks(cfg, command: str) -> None:
     sections = _SHARDED.get(command, [])
     distributed.setup(cfg.device, int(cfg.batch_shards),
                       {f"{sec}.batch_size": int(cfg[sec].batch_size) for sec in sections})
-    if sections:
-        cfg.batch_shards = distributed.shards_total()
+    cfg.batch_shards = distributed.shards_total()
     if not distributed.is_main():
         set_quiet(True)
         log.setLevel("WARNING")

@@ -240,4 +240,4 @@ def test_slurm_presets_requeue_after_timeouts(preset, tasks):
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.max_num_timeout >= 3 and launcher.timeout_min > 0 and launcher.tasks_per_node == tasks
-    assert launcher.submitit_folder == "${hydra.sweep.dir}/.submitit/%j"  # logs under out_dir/multirun
+    assert launcher.submitit_folder == f"{cfg.out_dir}/multirun/.submitit/%j"  # logs under out_dir/multirun
