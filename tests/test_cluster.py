@@ -241,3 +241,19 @@ def test_slurm_presets_requeue_after_timeouts(preset, tasks):
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.max_num_timeout >= 3 and launcher.timeout_min > 0 and launcher.tasks_per_node == tasks
     assert launcher.submitit_folder == f"{cfg.out_dir}/multirun/.submitit/%j"  # logs under out_dir/multirun
+
+
+@pytest.mark.slow
+def test_submitit_tasks_are_ranks(tmp_path):
+    """`hydra.launcher.tasks_per_node=2` (submitit_local): each task runs the stage as one rank of a
+    gloo group (submitit's environment, exported by gmnas), and the warmup equals one process with
+    batch_shards=2 (about 50 s here)."""
+    args = ["experiment=smoke", "name=e"]
+    res = run_cli("warmup", "-m", "seed=0", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2", *args,
+                  f"out_dir={tmp_path / 'tasks'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    code, err = run_inproc("warmup", *args, "batch_shards=2", f"out_dir={tmp_path / 'one'}")
+    assert code == 0, err
+    compare_experiments(tmp_path / "one" / "e", tmp_path / "tasks" / "e")
+    logs = sorted((tmp_path / "tasks/multirun/.submitit").glob("*/*_log.err"))
+    assert len(logs) == 2 and "warmup: complete" in logs[0].read_text() and "[gmnas]" not in logs[1].read_text()
