@@ -13,6 +13,8 @@ all-reduce, the shards of a global batch, and the one-writer rule for files.
   gradients, alpha gradients, DARTS-2 virtual-step and finite-difference gradients, GM per-op
   gradients. A DDP wrapper would average none of the ``torch.autograd.grad`` results. BatchNorm
   running statistics are averaged over the shards the same way, so every rank holds the same state.
+  Supernet validation batches are cut into the same shards (``ShardTotals``): each rank evaluates
+  its own, the per-shard sums are all-reduced.
 - Sampled paths need no communication: their generators are seeded by (seed, tag, epoch), never by
   the rank (training/trainer.py).
 - Rank 0 alone writes files (``one_writer``); every rank reads the same files. A write is framed
@@ -259,6 +261,36 @@ def shard_backward(forward: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
     else:
         allreduce_mean([*grads, loss_sum], count=shards_total())
     return loss_sum, (logits_all[0] if len(logits_all) == 1 else torch.cat(logits_all))
+
+
+class ShardTotals:
+    """Evaluation sums (loss x n, correct, n) kept per shard of every batch: each rank computes only
+    its shards, and the totals, summed over the shards in index order after one all-reduce, are the
+    same on any number of ranks (bitwise equal to one process with the same ``batch_shards``)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.acc = torch.zeros(shards_total(), 3, dtype=torch.float64, device=device)
+
+    def add(self, batch: Batch, forward: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """``forward(shard) -> (mean loss, logits)`` on this rank's non-empty shards of ``batch``."""
+        n = shards_total()
+        k = n // world_size()
+        xs, ys = (torch.tensor_split(t, n) for t in batch) if n > 1 else ([batch[0]], [batch[1]])
+        for i in range(rank() * k, rank() * k + k):
+            y = ys[i]
+            if len(y) == 0:
+                continue
+            loss, logits = forward((xs[i], y))
+            self.acc[i, 0] += loss.detach().double() * len(y)
+            self.acc[i, 1] += (logits.argmax(1) == y).sum()
+            self.acc[i, 2] += len(y)
+
+    def sums(self) -> tuple[float, int, int]:
+        """(summed loss x n, correct, n) over all shards of all batches."""
+        if active():
+            torch.distributed.all_reduce(self.acc)  # other ranks' slots are zeros here: exact
+        loss, correct, n = self.acc.sum(0).tolist()
+        return loss, int(correct), int(n)
 
 
 def allreduce_totals(*values: torch.Tensor | float | int) -> list[float]:

@@ -186,14 +186,17 @@ class SupernetTrainer(Checkpointed):
         self.net.eval()
         gen = generator(int(self.cfg.seed), self.tag, epoch, "eval")
         bs = max(int(self.cfg.train.batch_size), 256)
-        tot_loss, correct, n = 0.0, 0, 0
-        for batch in split.batches(bs, None):
-            x, y = self._prep(batch)
-            weights, active = self.algo.eval_weights(gen)
+
+        def forward(b: tuple[torch.Tensor, torch.Tensor], weights: torch.Tensor, active) -> tuple[torch.Tensor, torch.Tensor]:
             with self._autocast():
-                logits = self.net(x, weights, active)
-            tot_loss += float(self.loss_fn(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            n += len(y)
+                logits = self.net(b[0], weights, active)
+            return self.loss_fn(logits, b[1]), logits
+
+        totals = distributed.ShardTotals(self.device)  # data parallel: each rank evaluates its shards
+        for batch in split.batches(bs, None):
+            batch = self._prep(batch)
+            weights, active = self.algo.eval_weights(gen)
+            totals.add(batch, lambda b, w=weights, a=active: forward(b, w, a))
         self.net.train()
+        tot_loss, correct, n = totals.sums()
         return tot_loss / max(n, 1), correct / max(n, 1)
