@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all test-cluster lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m ''
+
+# Scale-out end to end (submitit requeue, torchrun 2 ranks on gloo): about 6 min on 2 shared cores.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests/test_cluster.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests

@@ -120,6 +120,7 @@ def run_command(command: str, args: list[str]) -> None:
                 import torch
 
                 torch.set_num_threads(int(cfg.threads))
+            join_ranks(cfg, command)
             module.main(cfg)
         except GmnasError as err:
             print(f"gmnas {command}: error: {err}", file=sys.stderr)
@@ -143,6 +144,26 @@ def run_command(command: str, args: list[str]) -> None:
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+# Global batches a command cuts into shards (gmnas_cli/distributed.py); select short-retrains.
+_SHARDED = {"warmup": ["train"], "split": ["train"], "search": ["train"], "select": ["retrain"],
+            "retrain": ["retrain"], "run": ["train", "retrain"]}
+
+
+def join_ranks(cfg, command: str) -> None:
+    """torchrun / submitit tasks: join the process group, fix ``batch_shards`` (part of the
+    experiment's identity: 0 becomes the world size), and let only rank 0 log."""
+    from gmnas_cli import distributed
+    from gmnas_cli.logging import log, set_quiet
+
+    sections = _SHARDED.get(command, [])
+    distributed.setup(cfg.device, int(cfg.batch_shards),
+                      {f"{sec}.batch_size": int(cfg[sec].batch_size) for sec in sections})
+    cfg.batch_shards = distributed.shards_total()
+    if not distributed.is_main():
+        set_quiet(True)
+        log.setLevel("WARNING")
 
 
 # Hydra's flags that take a value (argparse cannot interleave them with the positional overrides).

@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gmnas_cli import distributed
 from gmnas_cli.config.schema import NAME, NAME_HINT
 from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.io import atomic_write_text, read_json, write_json
@@ -95,7 +97,7 @@ class Experiment:
 
     # -- stage bookkeeping ------------------------------------------------------------------
     def is_done(self, stage: str) -> bool:
-        return self.status_path(stage).exists()
+        return distributed.agree(self.status_path(stage).exists())  # data parallel: rank 0's view
 
     def stage_ran(self, stage: str) -> bool:
         """``stage`` completed, or started its work and left artefacts (its config then binds)."""
@@ -143,7 +145,11 @@ class Experiment:
     def snapshot_config(self, stage: str) -> None:
         """Write the composed config of ``stage`` (YAML for people, JSON for checks)."""
         cfg_dir = self.root / "config"
-        atomic_write_text(cfg_dir / f"{stage}.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        snap = self.cfg
+        if snap.leaf is not None:  # the stage's config, the same for every job of `-m leaf=...` (issue 14)
+            snap = copy.deepcopy(snap)
+            snap.leaf = None
+        atomic_write_text(cfg_dir / f"{stage}.yaml", OmegaConf.to_yaml(snap, resolve=True))
         write_json(cfg_dir / f"{stage}.json", identity(self.cfg, stage))
 
     def mark_done(self, stage: str, **info: Any) -> None:

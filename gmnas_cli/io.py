@@ -8,14 +8,17 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gmnas_cli import distributed
 from gmnas_cli.errors import StageError
 
 _MAGIC = b"GMNASCKPT1\n"
@@ -27,6 +30,7 @@ def kill_point(event: str) -> None:
     matching event, e.g. ``write:ckpt.pt:2`` (after the 2nd checkpoint write), ``temp:*:1`` (a
     temporary file written, not yet renamed), ``rotated:ckpt.pt:1`` (``.prev`` updated, the new
     checkpoint not yet written). Unset: nothing happens."""
+    preempt_point(event)
     spec = os.environ.get("GMNAS_TEST_KILL_AFTER")
     if not spec:
         return
@@ -37,9 +41,34 @@ def kill_point(event: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def host_tag() -> str:
+    """This host's name as it appears in temporary names (no dots: names are split at dots)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def preempt_point(event: str) -> None:
+    """Test hook: ``GMNAS_TEST_PREEMPT_AFTER=<event pattern>:<marker file>`` sends this process
+    SIGUSR2 (SLURM's preemption notice under submitit) at the first matching event, once: the
+    marker, created atomically, stops the requeued job (and sibling jobs) from doing it again."""
+    spec = os.environ.get("GMNAS_TEST_PREEMPT_AFTER")
+    if not spec:
+        return
+    pattern, _, marker = spec.rpartition(":")
+    if not fnmatch.fnmatchcase(event, pattern):
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGUSR2)
+
+
 def _temp_path(path: Path) -> str:
-    """A fresh temporary name next to ``path``; it carries our pid (see ``remove_stale_temps``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    """A fresh temporary name next to ``path``: ``.<name>.<host>.<pid>.<random>.tmp``; host and pid
+    say whose it is (see ``remove_stale_temps``; a pid means nothing on another node)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{host_tag()}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return tmp
 
@@ -49,7 +78,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
     On any error (disk full, permissions) the temporary file is removed and the OSError names ``path``.
     """
-    path = Path(path)
+    with distributed.one_writer() as write:  # data parallel: rank 0 writes, the others wait
+        if write:
+            _atomic_write_bytes(Path(path), data)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,11 +107,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
-    """Remove temporary files under ``root`` left by killed writers (their pid is gone)."""
+    """Remove temporary files under ``root`` left by killed writers on this host (their pid is
+    gone). Another host's files are never touched: its pids cannot be checked from here."""
     removed = []
     for p in Path(root).rglob(".*.tmp"):
-        m = p.name.rsplit(".", 3)
-        pid = int(m[1]) if len(m) == 4 and m[1].isdigit() else None
+        m = p.name.rsplit(".", 4)  # [".<name>", host, pid, random, "tmp"]
+        pid = int(m[2]) if len(m) == 5 and m[2].isdigit() and m[1] == host_tag() else None
         if pid is None or pid == os.getpid():
             continue
         try:
@@ -136,11 +171,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     new one replaces it atomically, so a kill at any point leaves a loadable checkpoint. A corrupt
     old file is not rotated: ``.prev`` keeps the last good state.
     """
+    distributed.check_ranks_agree(state, f"checkpoint {Path(path).name}")  # data parallel: one model
+    with distributed.one_writer() as write:
+        if write:
+            _save_checkpoint(Path(path), state)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
-    path = Path(path)
     if _is_valid(path):
         tmp = _temp_path(path)
         try:
@@ -155,7 +196,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
                 os.unlink(tmp)
             raise
         kill_point(f"rotated:{path.name}")
-    atomic_write_bytes(path, _MAGIC + digest + b"\n" + payload)
+    _atomic_write_bytes(path, _MAGIC + digest + b"\n" + payload)
 
 
 def _is_valid(path: Path) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gmnas_cli import distributed
 from gmnas_cli.logging import log
 
 LOCK_DIR = "locks"
@@ -25,6 +26,10 @@ def lock_path(root: Path, name: str) -> Path:
 
 @contextmanager
 def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
+    if not distributed.is_main():  # data parallel: locks are between jobs; rank 0 holds them for its job
+        distributed.barrier()
+        yield
+        return
     path = lock_path(root, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
@@ -36,6 +41,7 @@ def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
             fcntl.flock(fd, mode)
         except OSError as err:  # a file system without flock (ENOLCK): run unlocked, say so
             log.warning(f"{path}: no file locks here ({err.strerror}); parallel jobs are not serialised")
+        distributed.barrier()  # the other ranks go on once rank 0 holds the lock
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

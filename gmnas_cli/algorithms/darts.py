@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, Batch, LossFn, forward_loss
+from gmnas_cli.distributed import shard_grads
 
 
 @ALGORITHMS.register("darts")
@@ -21,9 +22,9 @@ class Darts(Algorithm):
             return self._second_order_step(train_batch, val_batch, loss_fn, w_optimizer)
         self.arch_optimizer.zero_grad(set_to_none=True)
         weights, active = self.train_weights(gen)
-        loss = forward_loss(self.net, val_batch, weights, active, loss_fn)
         # Only alpha's gradient is used: no weight gradients are computed (same step, cheaper).
-        (self.alpha.grad,) = torch.autograd.grad(loss, [self.alpha], allow_unused=True)
+        # Data parallel: per shard, averaged over shards and ranks (gmnas_cli/distributed.py).
+        (self.alpha.grad,), loss = shard_grads(lambda b: forward_loss(self.net, b, weights, active, loss_fn), val_batch, [self.alpha], self.net)
         self.arch_optimizer.step()
         self.net.zero_grad(set_to_none=True)
         return float(loss.detach())

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from gmnas_cli.distributed import shard_grads
+
 if TYPE_CHECKING:
     from gmnas_cli.algorithms.base import Algorithm, Batch, LossFn
 
@@ -32,10 +34,6 @@ if TYPE_CHECKING:
 def _sgd_settings(opt: torch.optim.Optimizer) -> dict[torch.Tensor, dict]:
     """Per parameter, its SGD group (lr, momentum, weight_decay, nesterov, dampening)."""
     return {p: g for g in opt.param_groups for p in g["params"]}
-
-
-def _grads(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(loss, params, allow_unused=True))
 
 
 def unrolled_arch_grad(algo: Algorithm, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
@@ -57,8 +55,7 @@ def _unrolled_arch_grad_fp32(algo: Algorithm, train_batch: Batch, val_batch: Bat
     buffers = [b.detach().clone() for b in net.buffers()]
 
     # 1) w' = w - xi * step, the optimizer's own step from the training loss.
-    loss_train = forward_loss(net, train_batch, algo.probabilities().detach(), None, loss_fn)
-    g_train = _grads(loss_train, params)
+    g_train, _ = shard_grads(lambda b: forward_loss(net, b, algo.probabilities().detach(), None, loss_fn), train_batch, params)  # data parallel: mean over shards/ranks
     coef = 0.0  # d w' / d grad: xi (official), or xi * (1 + momentum) with exact Nesterov
     with torch.no_grad():
         for p, g in zip(params, g_train):
@@ -81,8 +78,7 @@ def _unrolled_arch_grad_fp32(algo: Algorithm, train_batch: Batch, val_batch: Bat
             p.sub_(lr * step)
 
     # 2) d_a and d_w' of L_val(w', a).
-    loss_val = forward_loss(net, val_batch, algo.probabilities(), None, loss_fn)
-    g_val = _grads(loss_val, [alpha, *params])
+    g_val, loss_val = shard_grads(lambda b: forward_loss(net, b, algo.probabilities(), None, loss_fn), val_batch, [alpha, *params])  # data parallel: mean over shards/ranks
     d_alpha = g_val[0] if g_val[0] is not None else torch.zeros_like(alpha)
     d_w = g_val[1:]
     norm = sum(float(g.detach().double().pow(2).sum()) for g in d_w if g is not None) ** 0.5
@@ -98,8 +94,7 @@ def _unrolled_arch_grad_fp32(algo: Algorithm, train_batch: Batch, val_batch: Bat
                     p.copy_(w0)
                     if v is not None:
                         p.add_(v, alpha=sign * eps)
-            loss = forward_loss(net, train_batch, algo.probabilities(), None, loss_fn)
-            g = torch.autograd.grad(loss, alpha, allow_unused=True)[0]
+            g = shard_grads(lambda b: forward_loss(net, b, algo.probabilities(), None, loss_fn), train_batch, [alpha])[0][0]  # data parallel: mean over shards/ranks
             grads_pm.append(g if g is not None else torch.zeros_like(alpha))
         hvp = (grads_pm[0] - grads_pm[1]) / (2.0 * eps)
 

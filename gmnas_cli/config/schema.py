@@ -412,6 +412,10 @@ class Config:
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)
     threads: int = bounded(0, ge=0)  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
+    # Shards of each global batch (train/retrain.batch_size) with per-shard BatchNorm statistics and
+    # gradients averaged over shards; 0: one per rank (torchrun). Same value => same numbers on any
+    # number of ranks (gmnas_cli/distributed.py, issue 14).
+    batch_shards: int = bounded(0, ge=0)
 
 
 def register_configs() -> None:

@@ -29,6 +29,7 @@ import torch
 
 from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDecision
 from gmnas_cli.criteria.cut import balanced_min_cut, ncut, within_group_cut
+from gmnas_cli.distributed import shard_grads
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.io import read_json, write_json
 from gmnas_cli.logging import log, progress_bar
@@ -71,7 +72,6 @@ def op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torc
     total = sum(p.numel() for p in shared)
     dev = shared[0].device if shared else torch.device("cpu")
     rows = torch.zeros(len(ops), total, device=dev)
-    x, y = batch
     gen = generator(ctx.seed, "gm-path", ctx.leaf.id, edge, index)
     base_w, base_active = algo.score_weights(gen)  # shared by all ops of this edge
     relaxed = base_active is None
@@ -86,11 +86,11 @@ def op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torc
         w[e_idx, k] = scored
         active = list(base_active)
         active[e_idx] = [k]
-        with trainer._autocast():
-            loss = trainer.loss_fn(net(x, w, active), y)
         if not shared:
             continue
-        grads = torch.autograd.grad(loss, shared, allow_unused=True)
+        # data parallel: per shard of the minibatch, averaged over shards and ranks (distributed.py)
+        grads, _ = shard_grads(lambda b, w=w, active=active: trainer.loss_fn(net(b[0], w, active), b[1]), batch, shared,
+                               context=trainer._autocast)
         o = 0
         for p, g in zip(shared, grads):
             if g is not None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from gmnas_cli import distributed
 from gmnas_cli.algorithms import Algorithm, build_algorithm
-from gmnas_cli.errors import StageError
+from gmnas_cli.errors import ConfigError, StageError
 from gmnas_cli.io import remove_stale_temps
 from gmnas_cli.locks import shared
 from gmnas_cli.logging import log
@@ -39,6 +40,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
     rt = Runtime(cfg)
     exp = rt.exp
+    refuse_discard_in_leaf_sweep(cfg, stage)
     missing = missing_predecessors(exp, list(requires))
     if missing and str(getattr(cfg.deps, "value", cfg.deps)) == "never":
         exp.require(missing[0], stage)
@@ -60,11 +62,15 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     if cfg.force or resume == "never":
         if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
             raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
-        exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
-        discard(exp.root, stage)
-    exp.root.mkdir(parents=True, exist_ok=True)
-    for p in remove_stale_temps(exp.root):
-        log.info(f"{stage}: removed {p}, a temporary file left by an interrupted run")
+        with distributed.one_writer() as write:  # data parallel: rank 0 deletes
+            if write:
+                exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
+                discard(exp.root, stage)
+    with distributed.one_writer() as write:
+        if write:
+            exp.root.mkdir(parents=True, exist_ok=True)
+            for p in remove_stale_temps(cleanup_root(rt, stage)):
+                log.info(f"{stage}: removed {p}, a temporary file left by an interrupted run")
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
@@ -75,6 +81,32 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
     log.info(f"{stage}: complete ({time.time() - start:.1f}s) in {exp.root}")
     return rt
+
+
+def in_multirun() -> bool:
+    """This job is one of a Hydra sweep (``-m``: joblib, submitit...)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def refuse_discard_in_leaf_sweep(cfg: DictConfig, stage: str) -> None:
+    """``force``/``resume=never`` in ``-m leaf=...`` would make every leaf job discard the whole
+    stage, its siblings' work included (notes/scale-out-facts.md 7.2): refused before any write."""
+    resume = str(getattr(cfg.resume, "value", cfg.resume))
+    if cfg.leaf is not None and (cfg.force or resume == "never") and in_multirun():
+        key = "force=true" if cfg.force else "resume=never"
+        raise ConfigError(f"{stage}: {key} in a leaf sweep (-m leaf=...) would delete the other leaves' "
+                          f"work; rerun without -m (gmnas {stage} {key}), then sweep the leaves")
+
+
+def cleanup_root(rt: Runtime, stage: str) -> Path:
+    """Where a stage may remove stale temporary files: a leaf job only in its own leaf's folder
+    (siblings run beside it, possibly on other hosts), any other job in the experiment."""
+    if stage == "search" and rt.cfg.leaf is not None and rt.exp.tree_path.exists():
+        return rt.exp.search_dir(PartitionTree.load(rt.exp.tree_path).leaf(int(rt.cfg.leaf)).id)
+    return rt.exp.root
 
 
 # Stages that read the data set: a missing data set fails before anything is written.

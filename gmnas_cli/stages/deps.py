@@ -15,6 +15,7 @@ import importlib
 
 from omegaconf import DictConfig, OmegaConf
 
+from gmnas_cli import distributed
 from gmnas_cli.experiment import Experiment
 from gmnas_cli.locks import exclusive, is_held
 from gmnas_cli.logging import log
@@ -34,7 +35,7 @@ def bring_predecessors(cfg: DictConfig, exp: Experiment, stage: str, missing: li
     pcfg = predecessor_config(cfg)
     for pred in missing:
         with exclusive(exp.root, f"{pred}.deps"):
-            if is_held(exp.root, pred):  # e.g. leaf jobs still searching: wait for them, never rerun their work
+            if distributed.agree(is_held(exp.root, pred)):  # data parallel: rank 0's view  # e.g. leaf jobs still searching: wait for them, never rerun their work
                 log.info(f"{stage}: `gmnas {pred}` is running in another process in {exp.root}; waiting for it")
                 with exclusive(exp.root, pred):
                     pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from gmnas_cli import distributed
 from gmnas_cli.algorithms import ALGORITHMS
 from gmnas_cli.config.validate import effective_splits
 from gmnas_cli.errors import StageError
@@ -85,6 +86,7 @@ def search(rt: Runtime) -> dict:
     for leaf in leaves:
         search_leaf(rt, tree, leaf)
     remaining = [n.id for n in tree.leaves() if not (exp.search_dir(n.id) / "result.json").exists()]
+    remaining = distributed.agree(remaining)  # data parallel: sibling leaf jobs write beside us
     if remaining:
         log.info(f"search: leaves {remaining} still to search; the stage completes with the last one")
         return {"incomplete": True}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gmnas_cli import distributed
 from gmnas_cli.data import Split
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.logging import log, progress_bar
@@ -77,6 +78,10 @@ class NetworkTrainer(Checkpointed):
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.use_amp = device.type == "cuda" and bool(cfg.amp)
+        # torchrun: DDP averages the weight gradients; BN statistics are averaged over the shards
+        # (distributed.shard_backward), not broadcast from rank 0. SyncBatchNorm cannot run on CPU.
+        self.ddp = (nn.parallel.DistributedDataParallel(self.net, forward_sync_buffers=False)
+                    if distributed.active() else None)
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -124,6 +129,16 @@ class NetworkTrainer(Checkpointed):
             loss = loss + float(self.r.auxiliary_weight) * F.cross_entropy(aux.float(), y, label_smoothing=smooth)
         return loss, logits
 
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return list(self.net.parameters())
+
+    def _forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, main-head logits) of one shard, through the DDP wrapper when there is one."""
+        x, y = batch
+        with self._autocast():
+            return self.loss((self.ddp or self.net)(x), y)
+
     def fit(self, ckpt: Path | None = None, until: int | None = None,
             on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
         """Train until ``epochs`` (or ``until``, e.g. a successive-halving rung, on the same schedule),
@@ -150,7 +165,8 @@ class NetworkTrainer(Checkpointed):
             p_drop = self.drop_path_at(epoch)
             if hasattr(self.net, "drop_path_prob"):
                 self.net.drop_path_prob = p_drop
-            torch.manual_seed(derive_seed(seed, self.tag, epoch, "drop-path"))  # drop-path masks
+            # drop-path masks (data parallel: one stream per rank, the single-process one on rank 0)
+            torch.manual_seed(derive_seed(seed, self.tag, epoch, "drop-path", *([distributed.rank()] if distributed.rank() else [])))
             cut_gen = generator(seed, self.tag, epoch, "cutout")
             batches = self.train_split.batches(bs, derive_seed(seed, self.tag, epoch, "data"), True, drop_last)
             self.net.train()
@@ -159,18 +175,18 @@ class NetworkTrainer(Checkpointed):
                 for step in range(steps):
                     x, y = next(batches)
                     x = self._prep(cutout(x, int(r.cutout), cut_gen))
-                    with self._autocast():
-                        loss, logits = self.loss(self.net(x), y)
-                    check_finite(loss, f"{self.tag}, epoch {epoch + 1}, step {step + 1}")
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    # data parallel: this rank's shards of the global batch, gradients averaged (DDP)
+                    loss, logits = distributed.shard_backward(self._forward, (x, y), self.net, self.params, self.ddp)
+                    check_finite(loss, f"{self.tag}, epoch {epoch + 1}, step {step + 1}")
                     if float(r.grad_clip) > 0:
                         nn.utils.clip_grad_norm_(self.net.parameters(), float(r.grad_clip))
                     self.optimizer.step()
-                    tot_loss += float(loss.detach()) * len(y)
-                    correct += int((logits.detach().argmax(1) == y).sum())
+                    tot_loss += float(loss) * len(y)
+                    correct += int((logits.argmax(1) == distributed.local_labels((x, y))).sum())
                     n += len(y)
                     advance(1)
+            correct = int(distributed.allreduce_totals(correct)[0])  # data parallel: all shards' hits
             record = {"epoch": epoch + 1, "train_loss": tot_loss / max(n, 1), "train_acc": correct / max(n, 1),
                       "lr": lr, "drop_path": p_drop}
             if on_epoch is not None:

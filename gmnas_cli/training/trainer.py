@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gmnas_cli import distributed
 from gmnas_cli.algorithms.base import Algorithm
 from gmnas_cli.data import Split
 from gmnas_cli.errors import TrainingDiverged
@@ -55,6 +56,7 @@ class SupernetTrainer(Checkpointed):
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.use_amp = device.type == "cuda" and bool(cfg.amp)
+        self.w_params = list(net.parameters())
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -94,19 +96,28 @@ class SupernetTrainer(Checkpointed):
                 self.algo.arch_step(batch, arch_batch, self.loss_fn, self.w_optimizer, gen)
         with self._autocast():
             weights, active = self.algo.train_weights(gen)
-            # alpha's gradient from the weight loss is discarded below: not computing it is the
-            # same step, cheaper (no weight-gradient dot products in the mixed ops' backward).
-            logits, loss = self.algo.weight_loss(self.net, batch, weights.detach(), active, self.loss_fn, gen)
-        check_finite(loss, where)
+        # alpha's gradient from the weight loss is discarded below: not computing it is the
+        # same step, cheaper (no weight-gradient dot products in the mixed ops' backward).
+        weights = weights.detach()
+        draws = gen.get_state()
+
+        def forward(b: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            gen.set_state(draws)  # every shard samples what every rank samples (OFA's subnets)
+            with self._autocast():
+                logits, loss = self.algo.weight_loss(self.net, b, weights, active, self.loss_fn, gen)
+            return loss, logits
+
         self.w_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # data parallel: backward per shard, gradients averaged over shards and ranks (distributed.py)
+        loss, logits = distributed.shard_backward(forward, batch, self.net, self.w_params)
+        check_finite(loss, where)
         clip = self.cfg.train.grad_clip
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip)
         self.w_optimizer.step()
         if self.algo.alpha.grad is not None:
             self.algo.alpha.grad = None
-        return loss.detach(), logits.detach()
+        return loss, logits
 
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
             evaluate: bool = True, stage: str = "", schedule_offset: int = 0,
@@ -148,11 +159,11 @@ class SupernetTrainer(Checkpointed):
                     yb = batch[1]
                     n = len(yb)
                     tot_loss += loss.double() * n
-                    tot_correct += (logits.argmax(1) == yb).sum()
+                    tot_correct += (logits.argmax(1) == distributed.local_labels(batch)).sum()  # this rank's shards
                     tot_n += n
                     advance(1)
             record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
-                      "train_acc": int(tot_correct) / max(tot_n, 1), "lr": lr}
+                      "train_acc": int(distributed.allreduce_totals(tot_correct)[0]) / max(tot_n, 1), "lr": lr}
             if hasattr(self.algo, "tau"):
                 record["tau"] = float(self.algo.tau)
             if evaluate:
@@ -177,15 +188,18 @@ class SupernetTrainer(Checkpointed):
         self.net.eval()
         gen = generator(int(self.cfg.seed), self.tag, epoch, "eval")
         bs = max(int(self.cfg.train.batch_size), 256)
-        tot_loss, correct, n = 0.0, 0, 0
-        for batch in split.batches(bs, None):
-            x, y = self._prep(batch)
-            weights, active = self.algo.eval_weights(gen)
+
+        def forward(b: tuple[torch.Tensor, torch.Tensor], weights: torch.Tensor, active) -> tuple[torch.Tensor, torch.Tensor]:
             with self._autocast():
-                logits = self.net(x, weights, active)
+                logits = self.net(b[0], weights, active)
             # plain cross-entropy: label smoothing is a training loss only (ProxylessNAS validate())
-            tot_loss += float(F.cross_entropy(logits.float(), y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            n += len(y)
+            return F.cross_entropy(logits.float(), b[1]), logits
+
+        totals = distributed.ShardTotals(self.device)  # data parallel: each rank evaluates its shards
+        for batch in split.batches(bs, None):
+            batch = self._prep(batch)
+            weights, active = self.algo.eval_weights(gen)
+            totals.add(batch, lambda b, w=weights, a=active: forward(b, w, a))
         self.net.train()
+        tot_loss, correct, n = totals.sums()
         return tot_loss / max(n, 1), correct / max(n, 1)
