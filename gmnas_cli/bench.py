@@ -101,7 +101,7 @@ def build_ours(cfg: DictConfig, device: torch.device, data: ImageData) -> tuple[
     space = build_space(cfg.space, NUM_CLASSES, IN_CHANNELS)
     torch.manual_seed(derive_seed(int(cfg.seed), "init"))
     net = space.build_supernet(space.full_mask()).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo = build_algorithm(cfg.algo, space, net)
     trainer = SupernetTrainer(net, algo, cfg, data.to(device).halves(), device, "bench")
@@ -330,8 +330,9 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
     where = (f"{device.type}, {torch.get_num_threads()} threads" if device.type == "cpu"
              else torch.cuda.get_device_name(device))
     shape = f"{c.space.name} C={c.space.C} N={c.space.N}, batch {bs}, {size}x{size}, {where}"
+    shape += f", channels_last={bool(c.channels_last)}"
     if device.type == "cuda":
-        shape += f", amp={'bf16' if c.amp else 'off'}, channels_last={bool(c.channels_last)}"
+        shape += f", amp={'bf16' if c.amp else 'off'}"
     data = synthetic_data(2 * bs * 4, size, int(cfg.seed))
     trainer, space = build_ours(c, device, data)
     batches = fixed_batches((trainer.train_split, trainer.arch_split), bs, 1)

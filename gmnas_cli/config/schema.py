@@ -381,7 +381,7 @@ class Config:
     deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
     amp: bool = True  # CUDA only: bf16 autocast
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
     quiet: bool = False  # no progress bars
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)

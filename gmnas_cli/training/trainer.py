@@ -80,7 +80,7 @@ class SupernetTrainer(Checkpointed):
 
     def _prep(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        if self.device.type == "cuda" and self.cfg.channels_last:
+        if self.cfg.channels_last:  # CPU too: oneDNN runs NHWC convs without layout reorders
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
