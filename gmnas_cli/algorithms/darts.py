@@ -16,7 +16,7 @@ class Darts(Algorithm):
     name = "darts"
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
-                  w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
+                  w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> torch.Tensor | float | None:
         if self.cfg.order == 2:
             return self._second_order_step(train_batch, val_batch, loss_fn, w_optimizer)
         self.arch_optimizer.zero_grad(set_to_none=True)
@@ -26,7 +26,7 @@ class Darts(Algorithm):
         (self.alpha.grad,) = torch.autograd.grad(loss, [self.alpha], allow_unused=True)
         self.arch_optimizer.step()
         self.net.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach()  # a tensor: no host sync per step
 
     def _second_order_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                            w_optimizer: torch.optim.Optimizer) -> float:

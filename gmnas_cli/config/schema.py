@@ -185,6 +185,7 @@ class TrainConfig:
     # Search-phase schedule: restart = cosine/tau over search_epochs (official DARTS space,
     # --fix_sche 1); run = over the whole run's epochs (official NB201). Split phase: whole run always.
     search_schedule: SearchSchedule = SearchSchedule.restart
+    finite_check_every: int = bounded(50, ge=1)  # CUDA: steps between NaN/inf loss checks (and every epoch end)
 
 
 rule("train.lr_min <= train.lr")  # cosine from lr down to lr_min

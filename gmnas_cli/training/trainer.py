@@ -55,6 +55,10 @@ class SupernetTrainer(Checkpointed):
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.use_amp = device.type == "cuda" and bool(cfg.amp)
+        # CUDA: losses are checked for NaN/inf every `train.finite_check_every` steps and at the end
+        # of every epoch (one host sync per check instead of one per step); CPU: every step.
+        self.defer_checks = device.type == "cuda"
+        self._pending: list[tuple[str, torch.Tensor]] = []
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class SupernetTrainer(Checkpointed):
             # alpha's gradient from the weight loss is discarded below: not computing it is the
             # same step, cheaper (no weight-gradient dot products in the mixed ops' backward).
             logits, loss = self.algo.weight_loss(self.net, batch, weights.detach(), active, self.loss_fn, gen)
-        check_finite(loss, where)
+        self._check(loss.detach(), where)
         self.w_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.train.grad_clip
@@ -107,6 +111,25 @@ class SupernetTrainer(Checkpointed):
         if self.algo.alpha.grad is not None:
             self.algo.alpha.grad = None
         return loss.detach(), logits.detach()
+
+    def _check(self, loss: torch.Tensor, where: str) -> None:
+        """``check_finite`` now (CPU) or at the next ``flush_checks`` (CUDA, module comment above)."""
+        if not self.defer_checks:
+            check_finite(loss, where)
+            return
+        self._pending.append((where, loss))
+        if len(self._pending) >= int(getattr(self.cfg.train, "finite_check_every", 1)):
+            self.flush_checks()
+
+    def flush_checks(self) -> None:
+        """Raise ``TrainingDiverged`` naming the first pending step whose loss is not finite."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        bad = ~torch.isfinite(torch.stack([loss for _, loss in pending]))
+        if bool(bad.any()):  # the one host sync of this check
+            where, loss = pending[int(bad.nonzero()[0, 0])]
+            check_finite(loss, where)
 
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
             evaluate: bool = True, stage: str = "", schedule_offset: int = 0,
@@ -149,6 +172,7 @@ class SupernetTrainer(Checkpointed):
                     tot_correct += (logits.argmax(1) == yb).sum()
                     tot_n += n
                     advance(1)
+            self.flush_checks()  # before anything of this epoch is recorded or saved
             record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
                       "train_acc": int(tot_correct) / max(tot_n, 1), "lr": lr}
             if hasattr(self.algo, "tau"):
@@ -175,14 +199,17 @@ class SupernetTrainer(Checkpointed):
         self.net.eval()
         gen = generator(int(self.cfg.seed), self.tag, epoch, "eval")
         bs = max(int(self.cfg.train.batch_size), 256)
-        tot_loss, correct, n = 0.0, 0, 0
+        # sums on the device (float64: the same sums as Python floats), one host sync at the end
+        tot_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        n = 0
         for batch in split.batches(bs, None):
             x, y = self._prep(batch)
             weights, active = self.algo.eval_weights(gen)
             with self._autocast():
                 logits = self.net(x, weights, active)
-            tot_loss += float(self.loss_fn(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            tot_loss += self.loss_fn(logits, y).double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             n += len(y)
         self.net.train()
-        return tot_loss / max(n, 1), correct / max(n, 1)
+        return float(tot_loss) / max(n, 1), int(correct) / max(n, 1)
