@@ -340,6 +340,7 @@ class BenchConfig:
     gm_batches: int = bounded(40, ge=0)  # scoring minibatches of the proxy split (0: criterion.batches)
     gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
     threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
+    threads_compare: list[int] = bounded(default_factory=list, ge=1)  # CPU: e.g. [1, 2] times our step with both
 
 
 @dataclass
