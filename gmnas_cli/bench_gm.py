@@ -117,6 +117,7 @@ def compare_split(ctx: Any, ref_net: torch.nn.Module, batches: list[tuple[int, B
     for i, (index, batch) in enumerate(batches):
         order = ("ours", "official") if i % 2 == 0 else ("official", "ours")
         for name in order:
-            fn = (lambda: ours(index, batch)) if name == "ours" else (lambda: official(batch))
+            fn = ((lambda i=index, b=batch: ours(i, b)) if name == "ours"
+                  else (lambda b=batch: official(b)))
             t[name].append(timed(fn))
     return {k: statistics.median(v) for k, v in t.items()}
