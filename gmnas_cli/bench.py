@@ -377,7 +377,24 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
     if split_times:
         used = min(int(g["early_stop"]["used"]), n_batches) if bool(b.gm_compare) else n_batches
         rows += split_ratio_rows(split_times, n_edges, n_batches, used, shape)
+    if bool(b.schedule):
+        rows += schedule_rows(cfg, device, where)
     return rows, ratio
+
+
+def schedule_rows(cfg: DictConfig, device: torch.device, where: str) -> list[Row]:
+    """``bench.schedule``: the configured schedule end to end (``bench_schedule.py``)."""
+    from gmnas_cli.bench_schedule import time_schedule
+
+    s = time_schedule(cfg, device)
+    what = (f"{cfg.space.name} C={cfg.space.C} N={cfg.space.N}, {cfg.algo.name}, criterion {cfg.criterion.name}, "
+            f"batch {cfg.train.batch_size}, {cfg.bench.image_size}x{cfg.bench.image_size}, {where}")
+    rows = [Row("schedule_stage", name, s[name], "s", what) for name in ("warmup", "split", "search")]
+    rows.append(Row("schedule_total", "ours", s["total"] / 60, "min",
+                    f"{s['epochs']} supernet-epochs of {s['images']} images + GM scoring, {s['leaves']} leaves"))
+    if "peak_mib" in s:
+        rows.append(Row("schedule_peak_memory", "ours", s["peak_mib"], "MiB max_memory_allocated", what))
+    return rows
 
 
 def split_ratio_rows(t: dict[str, float], n_edges: int, n_batches: int, used: int, shape: str) -> list[Row]:

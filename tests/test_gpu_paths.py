@@ -59,3 +59,30 @@ def test_deferred_checks_do_not_change_the_steps(cfg_factory):
     assert torch.equal(a.losses, b.losses)
     for pa, pb in zip(a.net.parameters(), b.net.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_schedule_timing_runs_the_stages_end_to_end(cfg_factory):
+    """``bench.schedule`` (the GPU suite's full-schedule timing), here on a tiny schedule on CPU."""
+    from gmnas_cli.bench import run_bench
+    from gmnas_cli.bench_schedule import supernet_epochs
+
+    cfg = cfg_factory("experiment=smoke", "space=nb201", "algo=darts", "criterion=gm", "space.C=4", "space.N=1",
+                      "warmup_epochs=1", "splits=2", "branching=2", "search_epochs=1", "train.batch_size=8",
+                      "train.max_steps_per_epoch=2", "criterion.batches=2", "bench.batch_size=8",
+                      "bench.image_size=8", "bench.steps=1", "bench.gm_probe_batches=0", "bench.gm_compare=false",
+                      "bench.schedule=true", "bench.schedule_images=64")
+    assert supernet_epochs(cfg) == 1 + 2 * 1 + 4 * 1
+    rows, _ = run_bench(cfg, torch.device("cpu"))
+    by = {(r.metric, r.impl): r for r in rows}
+    assert {("schedule_stage", s) for s in ("warmup", "split", "search")} <= set(by)
+    total = by[("schedule_total", "ours")]
+    assert total.value > 0 and "7 supernet-epochs of 32 images" in total.detail and "4 leaves" in total.detail
+
+
+def test_gpu_suite_preset_composes(cfg_factory):
+    from gmnas_cli.bench_schedule import supernet_epochs
+
+    cfg = cfg_factory("experiment=bench_gpu")
+    assert str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device) == "cuda"
+    assert cfg.bench.schedule and cfg.bench.reference == "xautodl" and cfg.train.batch_size == 64
+    assert supernet_epochs(cfg) == 165  # issue 17: 15 + 2 x 15 + 4 x 30

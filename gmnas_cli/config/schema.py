@@ -341,6 +341,8 @@ class BenchConfig:
     gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
     threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
     threads_compare: list[int] = bounded(default_factory=list, ge=1)  # CPU: e.g. [1, 2] times our step with both
+    schedule: bool = False  # also time the configured warmup + split + search end to end (bench_schedule.py)
+    schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
 
 
 @dataclass
