@@ -220,7 +220,7 @@ class CriterionConfig:
     early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm.py)
     confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
     early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
-    batched_ops: bool = False
+    batched_ops: bool = False  # GM: an edge's ops in one vmapped pass (criteria/gm_fast.py; the GPU path)
 
 
 class HalvingProtocol(str, Enum):
