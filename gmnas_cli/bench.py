@@ -404,7 +404,8 @@ def split_ratio_rows(t: dict[str, float], n_edges: int, n_batches: int, used: in
     return [
         Row("gm_edge_minibatch", "official", t["official"], "s",
             f"{shape}; xautodl DARTS-V1, per op: one-hot edge, full forward + backward"),
-        Row("gm_edge_minibatch_ratio", "official/ours", t["official"] / t["ours"], "x", "same minibatches"),
+        Row("gm_edge_minibatch_ratio", "official/ours", t["official"] / t["ours"], "x",
+            f"same minibatches, alternating: official {t['official']:.3g} s, ours {t['ours']:.3g} s (medians)"),
         Row("gm_split", "official", official, "s",
             f"extrapolated: {n_batches} minibatches (criterion.batches) x {n_edges} edges"),
         Row("gm_split", "ours", ours, "s",
@@ -434,7 +435,8 @@ def thread_rows(step: Callable[[], None], b: DictConfig, device: torch.device, s
     finally:
         torch.set_num_threads(before)
     med = {k: statistics.median(v) for k, v in times.items()}
-    rows = [Row("search_step_threads", f"{k} threads", med[k], "s", f"{shape}; median of {len(times[k])} steps")
+    same = shape.replace(f"{before} threads", f"{'/'.join(map(str, counts))} threads")
+    rows = [Row("search_step_threads", f"{k} threads", med[k], "s", f"{same}; median of {len(times[k])} steps")
             for k in counts]
     a, c = counts
     rows.append(Row("threads_ratio", f"{a}/{c} threads", med[a] / med[c], "x",
