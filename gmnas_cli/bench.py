@@ -315,6 +315,8 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
     reference = str(b.reference)
     if reference not in ("none", "xautodl"):
         raise ConfigError(f"bench.reference={reference!r}; valid: none, xautodl")
+    if len(b.threads_compare) not in (0, 2):
+        raise ConfigError(f"bench.threads_compare={list(b.threads_compare)}: give two thread counts, e.g. [1,2]")
     c = bench_config(cfg)
     where = (f"{device.type}, {torch.get_num_threads()} threads" if device.type == "cpu"
              else torch.cuda.get_device_name(device))
@@ -420,8 +422,6 @@ def thread_rows(step: Callable[[], None], b: DictConfig, device: torch.device, s
     counts = [int(k) for k in b.threads_compare]
     if device.type != "cpu" or not counts:
         return []
-    if len(counts) != 2:
-        raise ConfigError(f"bench.threads_compare={counts}: give two thread counts, e.g. [1, 2]")
     before = torch.get_num_threads()
     times: dict[int, list[float]] = {k: [] for k in counts}
     try:
