@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from gmnas_cli.criteria.gm_fast import op_gradients
+from gmnas_cli.criteria.gm import op_gradients
 from gmnas_cli.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]

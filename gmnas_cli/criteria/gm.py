@@ -33,7 +33,7 @@ from gmnas_cli.criteria.cut import balanced_min_cut, ncut, within_group_cut
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.io import read_json, write_json
 from gmnas_cli.logging import log, progress_bar
-from gmnas_cli.seeding import derive_seed
+from gmnas_cli.seeding import derive_seed, generator
 
 Layout = list[tuple[int, tuple[int, ...]]]  # per shared parameter: (offset in a row, shape)
 
