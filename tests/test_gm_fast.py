@@ -11,7 +11,12 @@ from gmnas_cli.bench import build_ours, split_context, synthetic_data
 from gmnas_cli.criteria.gm import gm_minibatches, plain_op_gradients
 from gmnas_cli.criteria.gm_fast import fast_op_gradients
 
-TOL = dict(rtol=1e-4, atol=1e-6)
+
+def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    """float32 rounding of another summation order (vmapped convolutions sum the batch their own
+    way): 1e-4 relative, or 1e-4 of the largest entry."""
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
 CASES = [("nb201", "darts", "space.C=4"), ("nb201", "snas", "space.C=4"), ("nb201", "rsps", "space.C=4"),
          ("darts", "darts", "space.C=2"), ("darts", "snas", "space.C=2 criterion.scored_weight=softmax")]
 DARTS_OPS4 = "space.ops=[none,max_pool_3x3,skip_connect,sep_conv_3x3]"  # every kind of op, fewer of them
@@ -39,8 +44,8 @@ def test_prefix_reuse_and_batched_ops_equal_the_plain_loop(cfg_factory, space, a
         ops = ctx.ops_of(edge)
         plain = plain_op_gradients(ctx, edge, ops, batch, index)
         assert plain.shape[0] == len(ops) and plain.abs().sum() > 0
-        torch.testing.assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=False), plain, **TOL)
-        torch.testing.assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=True), plain, **TOL)
+        assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=False), plain)
+        assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=True), plain)
 
 
 @pytest.mark.parametrize("space,size", [("nb201", "space.C=4"), ("darts", "space.C=2")])
