@@ -17,6 +17,7 @@ def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
     way): 1e-4 relative, or 1e-4 of the largest entry."""
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
 
+
 CASES = [("nb201", "darts", "space.C=4"), ("nb201", "snas", "space.C=4"), ("nb201", "rsps", "space.C=4"),
          ("darts", "darts", "space.C=2"), ("darts", "snas", "space.C=2 criterion.scored_weight=softmax")]
 DARTS_OPS4 = "space.ops=[none,max_pool_3x3,skip_connect,sep_conv_3x3]"  # every kind of op, fewer of them
