@@ -24,7 +24,7 @@ from torch import nn
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet, weighted_sum
 from gmnas_cli.spaces.darts_eval import Genotype, NetworkCIFAR, NetworkImageNet
-from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, search_op
+from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, _ReLUFirst, search_op
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -63,11 +63,8 @@ class DartsSearchCell(nn.Module):
         self.edges = nn.ModuleList([
             MixedOp({o: search_op(o, c, 2 if reduction and j < 2 else 1) for o in op_names}, op_names)
             for _, j in pairs])
-        # Per edge and op: the layers after a leading ReLU (sep/dil convs, ReLU-Conv-BN), which then
-        # read the node state's one shared ReLU; None: the op reads the state itself. A plain list:
-        # the same modules, not registered twice.
-        self._after_relu = [[tuple(op)[1:] if isinstance(op, nn.Sequential) and isinstance(op[0], nn.ReLU)
-                             else None for op in mixed.ops] for mixed in self.edges]
+        # per edge and op: starts with a ReLU (sep/dil convs), so it takes the state's shared ReLU
+        self._pre_relu = [[isinstance(op, _ReLUFirst) for op in mixed.ops] for mixed in self.edges]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
         states = self.node_states([self.preprocess0(s0), self.preprocess1(s1)], weights, active)
@@ -91,21 +88,17 @@ class DartsSearchCell(nn.Module):
             zero_edge: tuple[int, int] | None = None  # an active edge whose only active op is `none`
             for j in range(i):
                 if active[e]:
-                    mixed, tails, h = self.edges[e], self._after_relu[e], states[j]
+                    mixed, pre_relu, h = self.edges[e], self._pre_relu[e], states[j]
                     ks = mixed.computed(active[e])
                     if not ks and zero_edge is None:
                         zero_edge = (e, j)
                     for k in ks:
-                        tail = tails[k]
-                        if tail is None:
-                            ys.append(mixed.ops[k](h))
-                        else:
+                        if pre_relu[k]:
                             if relus[j] is None:
                                 relus[j] = torch.relu(h)
-                            y = relus[j]
-                            for layer in tail:
-                                y = layer(y)
-                            ys.append(y)
+                            ys.append(mixed.ops[k](h, relus[j]))
+                        else:
+                            ys.append(mixed.ops[k](h))
                         index.append(e * n_ops + k)
                 e += 1
             if ys:
