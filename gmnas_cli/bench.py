@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, open_dict
 
 from gmnas_cli.algorithms import build_algorithm
+from gmnas_cli.bench_gm import compare_split, xautodl_net
 from gmnas_cli.data.base import ImageData, Split
 from gmnas_cli.errors import ConfigError
 from gmnas_cli.seeding import derive_seed, generator
@@ -101,7 +102,7 @@ def build_ours(cfg: DictConfig, device: torch.device, data: ImageData) -> tuple[
     space = build_space(cfg.space, NUM_CLASSES, IN_CHANNELS)
     torch.manual_seed(derive_seed(int(cfg.seed), "init"))
     net = space.build_supernet(space.full_mask()).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo = build_algorithm(cfg.algo, space, net)
     trainer = SupernetTrainer(net, algo, cfg, data.to(device).halves(), device, "bench")
@@ -124,20 +125,8 @@ def ours_step(trainer: SupernetTrainer, batches: tuple[Batch, Batch]) -> Callabl
 # -- the xautodl reference -----------------------------------------------------------------------
 def xautodl_step(cfg: DictConfig, device: torch.device, batches: tuple[Batch, Batch]) -> Callable[[], None]:
     """xautodl's NB201 DARTS-V1 supernet and its first-order search step (``DARTS-V1.py``)."""
-    if cfg.space.name != "nb201":
-        raise ConfigError(f"bench.reference=xautodl compares NAS-Bench-201 supernets; space={cfg.space.name}")
-    try:
-        from xautodl.config_utils import dict2config
-        from xautodl.models import get_cell_based_tiny_net
-    except ImportError as err:
-        raise ConfigError("bench.reference=xautodl needs the xautodl package: "
-                          "pip install --no-deps xautodl==1.0.0 (`make bench` does)") from err
     torch.manual_seed(derive_seed(int(cfg.seed), "init"))
-    model_cfg = dict2config({"name": "DARTS-V1", "C": int(cfg.space.C), "N": int(cfg.space.N),
-                             "max_nodes": int(cfg.space.nodes), "num_classes": NUM_CLASSES,
-                             "space": list(cfg.space.ops), "affine": False, "track_running_stats": False}, None)
-    net = get_cell_based_tiny_net(model_cfg).to(device)
-    net.train()
+    net = xautodl_net(cfg, device, NUM_CLASSES)
     t, a = cfg.train, cfg.algo
     w_opt = torch.optim.SGD(net.get_weights(), lr=t.lr, momentum=t.momentum, nesterov=t.nesterov,
                             weight_decay=t.weight_decay)
@@ -326,12 +315,15 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
     reference = str(b.reference)
     if reference not in ("none", "xautodl"):
         raise ConfigError(f"bench.reference={reference!r}; valid: none, xautodl")
+    if len(b.threads_compare) not in (0, 2):
+        raise ConfigError(f"bench.threads_compare={list(b.threads_compare)}: give two thread counts, e.g. [1,2]")
     c = bench_config(cfg)
     where = (f"{device.type}, {torch.get_num_threads()} threads" if device.type == "cpu"
              else torch.cuda.get_device_name(device))
     shape = f"{c.space.name} C={c.space.C} N={c.space.N}, batch {bs}, {size}x{size}, {where}"
+    shape += f", channels_last={bool(c.channels_last)}"
     if device.type == "cuda":
-        shape += f", amp={'bf16' if c.amp else 'off'}, channels_last={bool(c.channels_last)}"
+        shape += f", amp={'bf16' if c.amp else 'off'}"
     data = synthetic_data(2 * bs * 4, size, int(cfg.seed))
     trainer, space = build_ours(c, device, data)
     batches = fixed_batches((trainer.train_split, trainer.arch_split), bs, 1)
@@ -339,7 +331,7 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
     if reference == "xautodl":
         steps["xautodl"] = xautodl_step(c, device, batches)
     res = compare_throughput(steps, device, int(b.warmup_steps), int(b.steps))
-    rows: list[Row] = []
+    rows: list[Row] = thread_rows(steps["ours"], b, device, shape)
     for name, r in res.items():
         med = statistics.median(r["times"])
         detail = f"{shape}; median of {len(r['times'])} steps ({', '.join(f'{t:.2f}' for t in r['times'])} s)"
@@ -355,12 +347,23 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
         ratio = t_ref / t_ours
         rows.append(Row("throughput_ratio", "ours/xautodl", ratio, "x", "median step time of xautodl / ours"))
     del steps, res
+    split_times: dict[str, float] = {}
+    n_edges = n_batches = 0
     if int(b.gm_probe_batches) > 0:
         per_batch, n_edges, n_batches = gm_probe(trainer, space, c, int(b.gm_probe_batches), device)
         rows.append(Row("gm_edge_minibatch", "ours", per_batch, "s",
                         f"{shape}; one edge, all its ops, one minibatch"))
         rows.append(Row("gm_scoring_split", "ours", per_batch * n_batches * n_edges, "s",
                         f"extrapolated: {n_batches} minibatches (criterion.batches) x {n_edges} edges"))
+        if reference == "xautodl":
+            from gmnas_cli.criteria.gm import gm_minibatches
+
+            torch.manual_seed(derive_seed(int(cfg.seed), "init"))
+            ref_net = xautodl_net(c, device, NUM_CLASSES)
+            ctx = split_context(trainer, space, c)
+            probe = list(gm_minibatches(ctx, max(int(b.gm_probe_batches), 1)))
+            split_times = compare_split(ctx, ref_net, probe, lambda fn: timed(fn, device))
+            del ref_net
     del trainer
     if bool(b.gm_compare):
         g = gm_compare(cfg, device)
@@ -373,7 +376,72 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
         rows.append(Row("gm_scoring_early_stop", "ours", g["early_stop"]["seconds"], "s",
                         f"{proxy}, stopped at {g['early_stop']['used']}/{g['batches']} minibatches; "
                         f"same decision: {'yes' if same else 'NO'}; speed-up {speedup:.2f}x"))
+    if split_times:
+        used = min(int(g["early_stop"]["used"]), n_batches) if bool(b.gm_compare) else n_batches
+        rows += split_ratio_rows(split_times, n_edges, n_batches, used, shape)
+    if bool(b.schedule):
+        rows += schedule_rows(cfg, device, where)
     return rows, ratio
+
+
+def schedule_rows(cfg: DictConfig, device: torch.device, where: str) -> list[Row]:
+    """``bench.schedule``: the configured schedule end to end (``bench_schedule.py``)."""
+    from gmnas_cli.bench_schedule import time_schedule
+
+    s = time_schedule(cfg, device)
+    what = (f"{cfg.space.name} C={cfg.space.C} N={cfg.space.N}, {cfg.algo.name}, criterion {cfg.criterion.name}, "
+            f"batch {cfg.train.batch_size}, {cfg.bench.image_size}x{cfg.bench.image_size}, {where}")
+    rows = [Row("schedule_stage", name, s[name], "s", what) for name in ("warmup", "split", "search")]
+    rows.append(Row("schedule_total", "ours", s["total"] / 60, "min",
+                    f"{s['epochs']} supernet-epochs of {s['images']} images + GM scoring, {s['leaves']} leaves"))
+    if "peak_mib" in s:
+        rows.append(Row("schedule_peak_memory", "ours", s["peak_mib"], "MiB max_memory_allocated", what))
+    return rows
+
+
+def split_ratio_rows(t: dict[str, float], n_edges: int, n_batches: int, used: int, shape: str) -> list[Row]:
+    """One leaf split, official loop against ours (``bench_gm.py``), extrapolated per edge-minibatch."""
+    official = t["official"] * n_batches * n_edges
+    ours = t["ours"] * used * n_edges
+    return [
+        Row("gm_edge_minibatch", "official", t["official"], "s",
+            f"{shape}; xautodl DARTS-V1, per op: one-hot edge, full forward + backward"),
+        Row("gm_edge_minibatch_ratio", "official/ours", t["official"] / t["ours"], "x",
+            f"same minibatches, alternating: official {t['official']:.3g} s, ours {t['ours']:.3g} s (medians)"),
+        Row("gm_split", "official", official, "s",
+            f"extrapolated: {n_batches} minibatches (criterion.batches) x {n_edges} edges"),
+        Row("gm_split", "ours", ours, "s",
+            f"extrapolated: {used} minibatches (early stop of the proxy split) x {n_edges} edges"),
+        Row("gm_split_ratio", "official/ours", official / ours, "x", "one leaf split (root), extrapolated"),
+    ]
+
+
+def thread_rows(step: Callable[[], None], b: DictConfig, device: torch.device, shape: str) -> list[Row]:
+    """``bench.threads_compare=[a, b]``: our search step with a and b CPU threads, alternating
+    (ABBA, ``bench.steps`` each, after one warm-up step each); ratio = time(a) / time(b)."""
+    counts = [int(k) for k in b.threads_compare]
+    if device.type != "cpu" or not counts:
+        return []
+    before = torch.get_num_threads()
+    times: dict[int, list[float]] = {k: [] for k in counts}
+    try:
+        for k in counts:
+            torch.set_num_threads(k)
+            step()
+        for i in range(int(b.steps)):
+            for k in counts if i % 2 == 0 else counts[::-1]:
+                torch.set_num_threads(k)
+                times[k].append(timed(step, device))
+    finally:
+        torch.set_num_threads(before)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    same = shape.replace(f"{before} threads", f"{'/'.join(map(str, counts))} threads")
+    rows = [Row("search_step_threads", f"{k} threads", med[k], "s", f"{same}; median of {len(times[k])} steps")
+            for k in counts]
+    a, c = counts
+    rows.append(Row("threads_ratio", f"{a}/{c} threads", med[a] / med[c], "x",
+                    f"median step time with {a} threads / with {c}: > 1 means {c} threads are faster"))
+    return rows
 
 
 def write_csv(rows: list[Row], out: str | Path) -> Path:

@@ -69,11 +69,14 @@ def test_bench_prints_rows_and_ratio(cfg_factory, capsys, tmp_path):
                       "bench.warmup_steps=1", "bench.reference=xautodl", "bench.gm_batches=12",
                       "bench.gm_image_size=8", "bench.gm_batch_size=8", "bench.gm_warm_steps=2",
                       "criterion.early_stop_min_batches=2", "criterion.confidence=1",
-                      f"bench.out={tmp_path}/b.csv")
+                      "bench.gm_probe_batches=2", "bench.threads_compare=[1,2]", f"bench.out={tmp_path}/b.csv")
     bench.main(cfg)
-    out = capsys.readouterr().out
-    assert re.fullmatch(r"throughput_ratio=\d+\.\d\d", out.strip().splitlines()[-1])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"throughput_ratio=\d+\.\d\d", out[-1])
+    assert re.fullmatch(r"gm_split_ratio=\d+\.\d\d", out[-2])
+    assert re.fullmatch(r"threads_ratio=\d+\.\d\d", out[-3])
     csv = (tmp_path / "b.csv").read_text()
     for metric in ("search_step", "throughput", "peak_memory", "gm_scoring_split", "gm_scoring_full",
-                   "gm_scoring_early_stop", "throughput_ratio"):
+                   "gm_scoring_early_stop", "throughput_ratio", "gm_edge_minibatch", "gm_split",
+                   "gm_split_ratio", "threads_ratio", "search_step_threads"):
         assert f"\n{metric}," in csv

@@ -104,7 +104,8 @@ class Algorithm:
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                   w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
-        """One architecture update; returns the validation loss it used (None: no update)."""
+        """One architecture update; returns the validation loss it used (a float or a detached
+        tensor, which needs no host sync; None: no update)."""
         return None
 
     def derive(self, val_batches: Callable[[], Iterable[Batch]] | None = None,

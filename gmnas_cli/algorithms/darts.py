@@ -17,7 +17,7 @@ class Darts(Algorithm):
     name = "darts"
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
-                  w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
+                  w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> torch.Tensor | float | None:
         if self.cfg.order == 2:
             return self._second_order_step(train_batch, val_batch, loss_fn, w_optimizer)
         self.arch_optimizer.zero_grad(set_to_none=True)
@@ -27,7 +27,7 @@ class Darts(Algorithm):
         (self.alpha.grad,), loss = shard_grads(lambda b: forward_loss(self.net, b, weights, active, loss_fn), val_batch, [self.alpha], self.net)
         self.arch_optimizer.step()
         self.net.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach()  # a tensor: no host sync per step
 
     def _second_order_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                            w_optimizer: torch.optim.Optimizer) -> float:

@@ -201,6 +201,7 @@ class TrainConfig:
     label_smoothing: float = bounded(0.0, ge=0, lt=1)  # ProxylessNAS search: 0.1
     # split_train_arch only: start of the frozen warm-up's own cosine (ProxylessNAS warm_up: 0.05); 0: lr
     warmup_lr: float = bounded(0.0, ge=0)
+    finite_check_every: int = bounded(50, ge=1)  # CUDA: steps between NaN/inf loss checks (and every epoch end)
 
 
 rule("train.lr_min <= train.lr")  # cosine from lr down to lr_min
@@ -240,7 +241,7 @@ class CriterionConfig:
     early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm.py)
     confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
     early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
-    batched_ops: bool = False
+    batched_ops: bool = False  # GM: an edge's ops in one vmapped pass (criteria/gm_fast.py; the GPU path)
 
 
 class HalvingProtocol(str, Enum):
@@ -361,6 +362,9 @@ class BenchConfig:
     gm_batches: int = bounded(40, ge=0)  # scoring minibatches of the proxy split (0: criterion.batches)
     gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
     threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
+    threads_compare: list[int] = bounded(default_factory=list, ge=1)  # CPU: e.g. [1, 2] times our step with both
+    schedule: bool = False  # also time the configured warmup + split + search end to end (bench_schedule.py)
+    schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
 
 
 @dataclass
@@ -407,7 +411,7 @@ class Config:
     deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
     amp: bool = True  # CUDA only: bf16 autocast
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
     quiet: bool = False  # no progress bars
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)

@@ -4,7 +4,8 @@ For op o on edge e and one training minibatch b, g_o^b is ONE vector: the gradie
 shared weights (the space decides which) flattened and concatenated, with op o alone enabled on e
 while the other edges keep the base algorithm's weighting (its ``score_weights`` hook; a sampled
 path is drawn once per minibatch and shared by all ops of the edge). ``op_gradients`` is the one
-function that computes these rows; faster implementations keep its contract.
+function that computes these rows: ``gm_fast.py`` (shared prefix once, ``criterion.batched_ops``);
+``plain_op_gradients`` is the official per-op loop it must equal (tests, ``gmnas bench``).
 
 ``criterion.average=distance`` (default, official ``split_supernet`` / ``train_search_ws.py`` and
 App. B.2 "averaging over 100 mini-batches"): the distance matrix is computed on every minibatch and
@@ -58,6 +59,14 @@ def row_layout(shared: list[torch.nn.Parameter]) -> Layout:
 
 def op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torch.Tensor, torch.Tensor],
                  index: int) -> torch.Tensor:
+    """``plain_op_gradients``' rows, computed by ``gm_fast.fast_op_gradients`` (less repeated work)."""
+    from gmnas_cli.criteria.gm_fast import fast_op_gradients
+
+    return fast_op_gradients(ctx, edge, ops, batch, index)
+
+
+def plain_op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: tuple[torch.Tensor, torch.Tensor],
+                       index: int) -> torch.Tensor:
     """Flat shared-weight gradients, one float32 row per op of ``edge``: [len(ops), P].
 
     Minibatch ``index`` of the split: op k alone on the edge, the other edges weighted by the

@@ -93,38 +93,64 @@ class Split:
 
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Random crop with zero padding and horizontal flip, batched on the images' device."""
+        return self.apply_augment(x, self.draw_augment(len(x), gen, x.device))
+
+    def draw_augment(self, b: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+        """``[b, 3]`` (crop dy, crop dx, flip) for ``b`` images, drawn on CPU from ``gen`` in this
+        order (exact resume), on ``device``."""
+        p = self.data.pad
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=gen) if p > 0 else torch.zeros(b, dtype=torch.long)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=gen) if p > 0 else torch.zeros(b, dtype=torch.long)
+        flip = (torch.rand(b, generator=gen) < 0.5).long() if self.data.flip else torch.zeros(b, dtype=torch.long)
+        return torch.stack([dy, dx, flip], dim=1).to(device)
+
+    def apply_augment(self, x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """Crop and flip ``x`` as ``draws`` (``draw_augment``) say; no host copies."""
         b, _, h, w = x.shape
         p = self.data.pad
         if p > 0:
             padded = torch.nn.functional.pad(x, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
-            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen)
-            rows = (dy.view(b, 1) + torch.arange(h)).to(x.device)
-            cols = (dx.view(b, 1) + torch.arange(w)).to(x.device)
+            rows = draws[:, 0:1] + torch.arange(h, device=x.device)
+            cols = draws[:, 1:2] + torch.arange(w, device=x.device)
             idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
             x = padded.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
         if self.data.flip:
-            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-            x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+            x = torch.where(draws[:, 2].view(b, 1, 1, 1).bool(), x.flip(-1), x)
         return x
 
     def batches(self, batch_size: int, seed: int | None, augment: bool = False,
-                drop_last: bool = False, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Minibatches in a seeded order (``seed=None``: index order). ``start`` skips batches."""
+                drop_last: bool = False, start: int = 0,
+                predraw: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Minibatches in a seeded order (``seed=None``: index order). ``start`` skips batches.
+
+        ``predraw`` (default: images not on the CPU): the epoch's augmentation draws are made up
+        front, in the same generator order, and copied to the device once, so no step copies
+        from the host; the same batches as drawing per step."""
         n = len(self)
+        dev = self.x.device
         gen = torch.Generator().manual_seed(seed if seed is not None else 0)
         order = torch.randperm(n, generator=gen) if seed is not None else torch.arange(n)
-        order = order.to(self.x.device)
+        order = order.to(dev)
         stop = n - (n % batch_size) if drop_last else n
-        for i, lo in enumerate(range(0, stop, batch_size)):
+        los = list(range(0, stop, batch_size))
+        sizes = [min(batch_size, stop - lo) for lo in los]
+        if predraw is None:
+            predraw = dev.type != "cpu"
+        draws = None
+        if augment and predraw:
+            draws = torch.cat([self.draw_augment(b, gen, torch.device("cpu")) for b in sizes]).to(dev) \
+                if los else None
+        for i, lo in enumerate(los):
             idx = order[lo : lo + batch_size]
+            if augment and draws is None:
+                d = self.draw_augment(len(idx), gen, dev)  # i < start: keeps the generator in step
+            elif augment:
+                d = draws[lo : lo + len(idx)]
             if i < start:
-                if augment:  # keep the generator in step so resumed batches match
-                    self.augment(self.x[idx[:1]].expand(len(idx), -1, -1, -1), gen)
                 continue
             x = self.x[idx]
             if augment:
-                x = self.augment(x, gen)
+                x = self.apply_augment(x, d)
             yield self.normalise(x), self.y[idx]
 
 

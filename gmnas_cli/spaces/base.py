@@ -31,8 +31,12 @@ class _WeightedSum(torch.autograd.Function):
     the same as ``w_0 * y_0 + w_1 * y_1 + ...``; only float rounding can differ.
     """
 
+    # forward without ctx + setup_context: usable under torch.func (vmap over ops in GM scoring,
+    # gmnas_cli/criteria/gm_fast.py); the vmap rule is generated from these same formulas.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, w: torch.Tensor, index: tuple[int, ...], *ys: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(w: torch.Tensor, index: tuple[int, ...], *ys: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         flat = w.reshape(-1)
         out = ys[0] * flat[index[0]]
         dtype = out.dtype
@@ -40,11 +44,16 @@ class _WeightedSum(torch.autograd.Function):
             dtype = torch.promote_types(dtype, y.dtype)
         if dtype != out.dtype:  # mixed precision terms: the sum has the promoted type, as before
             out = out.to(dtype)
+        batched = torch._C._functorch.is_functorch_wrapped_tensor(out)  # under vmap: no in-place rule
         for t in range(1, len(ys)):
-            out.addcmul_(ys[t], flat[index[t]])
+            out = torch.addcmul(out, ys[t], flat[index[t]]) if batched else out.addcmul_(ys[t], flat[index[t]])
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # type: ignore[override]
+        w, index, *ys = inputs
         ctx.index = index
         ctx.save_for_backward(w, *ys)
-        return out
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
@@ -54,9 +63,8 @@ class _WeightedSum(torch.autograd.Function):
         grad_w = None
         if ctx.needs_input_grad[0]:
             dots = torch.stack([_dot(g, y) for y in ys]).to(w.dtype)
-            grad_w = torch.zeros(w.numel(), dtype=w.dtype, device=w.device)
-            grad_w.index_put_((_index_tensor(ctx.index, w.device),), dots, accumulate=True)
-            grad_w = grad_w.view_as(w)
+            grad_w = torch.zeros_like(flat).index_put((_index_tensor(ctx.index, w.device),), dots,
+                                                      accumulate=True).view_as(w)
         return (grad_w, None, *grads_y)
 
 
@@ -74,9 +82,13 @@ def _index_tensor(index: tuple[int, ...], device: torch.device) -> torch.Tensor:
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a * b).sum()`` without the product tensor where a flat dot product applies."""
-    if a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and a.is_contiguous() \
-            and b.is_contiguous():
-        return torch.dot(a.view(-1), b.view(-1))
+    if torch._C._functorch.is_functorch_wrapped_tensor(a) or torch._C._functorch.is_functorch_wrapped_tensor(b):
+        return (a * b).sum()  # under vmap (gm_fast.py): strides are per slice
+    if a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and a.stride() == b.stride():
+        if a.is_contiguous():
+            return torch.dot(a.view(-1), b.view(-1))
+        if a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last):  # NHWC: the same sum
+            return torch.dot(a.permute(0, 2, 3, 1).reshape(-1), b.permute(0, 2, 3, 1).reshape(-1))
     return (a * b).sum()
 
 
@@ -130,6 +142,19 @@ class Supernet(nn.Module):
     @abstractmethod
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
         ...
+
+    # -- forward in two parts (GM scoring reuses the part before the scored edge: gm_fast.py) --
+    def forward_prefix(self, x: torch.Tensor, weights: torch.Tensor, active: Active,
+                       edge: int) -> tuple[torch.Tensor, ...]:
+        """The states computed before edge ``edge`` is first used; they do not depend on that
+        edge's weights or active ops. Default: nothing before (the input itself)."""
+        return (x,)
+
+    def forward_suffix(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
+                       edge: int) -> torch.Tensor:
+        """The rest of ``forward`` from ``forward_prefix``'s states: ``forward_suffix(forward_prefix(x))
+        == forward(x)``."""
+        return self.forward(states[0], weights, active)
 
 
 class SearchSpace(ABC):

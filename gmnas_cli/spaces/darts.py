@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from gmnas_cli.errors import ConfigError
-from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet
+from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet, weighted_sum
 from gmnas_cli.spaces.darts_eval import Genotype, NetworkCIFAR, NetworkImageNet
-from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, search_op
+from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, _ReLUFirst, search_op
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -63,22 +63,53 @@ class DartsSearchCell(nn.Module):
         self.edges = nn.ModuleList([
             MixedOp({o: search_op(o, c, 2 if reduction and j < 2 else 1) for o in op_names}, op_names)
             for _, j in pairs])
+        # per edge and op: starts with a ReLU (sep/dil convs), so it takes the state's shared ReLU
+        self._pre_relu = [[isinstance(op, _ReLUFirst) for op in mixed.ops] for mixed in self.edges]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        e = 0
-        for i in range(2, self.nodes + 2):
-            s = None
+        states = self.node_states([self.preprocess0(s0), self.preprocess1(s1)], weights, active)
+        return torch.cat(states[2:], dim=1)
+
+    def node_states(self, states: list[torch.Tensor], weights: torch.Tensor, active: Active,
+                    stop: int | None = None) -> list[torch.Tensor]:
+        """``states`` (the two inputs and the nodes computed before) extended up to node ``stop - 1``.
+
+        Node i = sum over active (edge j->i, op k) of ``weights[e, k] * op_k(state j)`` as ONE fused
+        weighted sum (``sum_e MixedOp_e``, the same terms); ReLU(state j) is computed once for all
+        ops that start with a ReLU. Fewer Python-level module calls per step at small sizes."""
+        states = list(states)
+        relus: list[torch.Tensor | None] = [None] * (self.nodes + 2)
+        n_ops = weights.shape[-1]
+        first = len(states)
+        e = sum(range(2, first))  # edges into nodes 2..first-1 come first
+        for i in range(first, self.nodes + 2 if stop is None else stop):
+            index: list[int] = []
+            ys: list[torch.Tensor] = []
+            zero_edge: tuple[int, int] | None = None  # an active edge whose only active op is `none`
             for j in range(i):
                 if active[e]:
-                    y = self.edges[e](states[j], weights[e], active[e])
-                    s = y if s is None else s + y
+                    mixed, pre_relu, h = self.edges[e], self._pre_relu[e], states[j]
+                    ks = mixed.computed(active[e])
+                    if not ks and zero_edge is None:
+                        zero_edge = (e, j)
+                    for k in ks:
+                        if pre_relu[k]:
+                            if relus[j] is None:
+                                relus[j] = torch.relu(h)
+                            ys.append(mixed.ops[k](h, relus[j]))
+                        else:
+                            ys.append(mixed.ops[k](h))
+                        index.append(e * n_ops + k)
                 e += 1
-            if s is None:  # no active input (a discrete arch never has this): zeros of the node's shape
+            if ys:
+                s = weighted_sum(weights, index, ys)
+            elif zero_edge is not None:  # `none` alone: its zeros (strided where the edge is)
+                s = self.edges[zero_edge[0]].zeros(states[zero_edge[1]])
+            else:  # no active input (a discrete arch never has this): zeros of the node's shape
                 ref = states[1]
                 s = (ref[:, :, ::2, ::2] if self.reduction else ref).mul(0.0)
             states.append(s)
-        return torch.cat(states[2:], dim=1)
+        return states
 
 
 class DartsSupernet(Supernet):
@@ -113,6 +144,44 @@ class DartsSupernet(Supernet):
         n = self.edges_per_cell
         s0 = s1 = self.stem(x)
         for cell in self.cells:
+            lo = n if cell.reduction else 0
+            s0, s1 = s1, cell(s0, s1, weights[lo : lo + n], active[lo : lo + n])
+        return self.classifier(self.pool(s1).flatten(1))
+
+    # -- GM scoring in two parts (gm_fast.py): (input s0 of the first cell that uses the edge's
+    # row, that cell's s1 input, its preprocessed inputs and its nodes before the edge's target)
+    def _first_use(self, edge: int) -> int:
+        typ = "reduce" if edge >= self.edges_per_cell else "normal"
+        return self.cell_types.index(typ) if typ in self.cell_types else len(self.cells)
+
+    def forward_prefix(self, x: torch.Tensor, weights: torch.Tensor, active: Active,
+                       edge: int) -> tuple[torch.Tensor, ...]:
+        c = self._first_use(edge)
+        if c >= len(self.cells):
+            return super().forward_prefix(x, weights, active, edge)
+        n = self.edges_per_cell
+        s0 = s1 = self.stem(x)
+        for cell in self.cells[:c]:
+            lo = n if cell.reduction else 0
+            s0, s1 = s1, cell(s0, s1, weights[lo : lo + n], active[lo : lo + n])
+        cell = self.cells[c]
+        lo = n if cell.reduction else 0
+        target = parse_edge(self.space.edges[edge])[1]
+        states = cell.node_states([cell.preprocess0(s0), cell.preprocess1(s1)], weights[lo : lo + n],
+                                  active[lo : lo + n], stop=target)
+        return (s1, *states)
+
+    def forward_suffix(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
+                       edge: int) -> torch.Tensor:
+        c = self._first_use(edge)
+        if c >= len(self.cells):
+            return super().forward_suffix(states, weights, active, edge)
+        n = self.edges_per_cell
+        cell = self.cells[c]
+        lo = n if cell.reduction else 0
+        nodes = cell.node_states(list(states[1:]), weights[lo : lo + n], active[lo : lo + n])
+        s0, s1 = states[0], torch.cat(nodes[2:], dim=1)
+        for cell in self.cells[c + 1 :]:
             lo = n if cell.reduction else 0
             s0, s1 = s1, cell(s0, s1, weights[lo : lo + n], active[lo : lo + n])
         return self.classifier(self.pool(s1).flatten(1))

@@ -24,13 +24,25 @@ def bn(c: int, affine: bool) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, affine=affine, track_running_stats=affine)
 
 
-class ReLUConvBN(nn.Sequential):
+class _ReLUFirst(nn.Sequential):
+    """A sequence that starts with a ReLU; ``forward(x, x_relu)`` takes ``relu(x)`` computed
+    already (a search cell shares one ReLU per node state among the ops reading it)."""
+
+    def forward(self, x: torch.Tensor, x_relu: torch.Tensor | None = None) -> torch.Tensor:
+        if x_relu is None:
+            return super().forward(x)
+        for layer in list(self)[1:]:
+            x_relu = layer(x_relu)
+        return x_relu
+
+
+class ReLUConvBN(_ReLUFirst):
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, padding: int, affine: bool = True) -> None:
         super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, k, stride, padding, bias=False),
                          bn(c_out, affine))
 
 
-class DilConv(nn.Sequential):
+class DilConv(_ReLUFirst):
     """ReLU, depthwise dilated conv, pointwise conv, BN."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, padding: int, dilation: int,
@@ -43,7 +55,7 @@ class DilConv(nn.Sequential):
         )
 
 
-class SepConv(nn.Sequential):
+class SepConv(_ReLUFirst):
     """Two stacked (ReLU, depthwise conv, pointwise conv, BN) blocks; only the first has the stride."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, padding: int, affine: bool = True) -> None:

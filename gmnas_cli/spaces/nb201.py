@@ -108,11 +108,18 @@ class SearchCell(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
         """Node i = sum over active (edge j->i, op k) of ``weights[e, k] * op_k(node j)``, one fused
         weighted sum per node; ReLU(node j) is computed once for all ReLU-Conv-BN ops reading it."""
-        states = [x]
+        return self.node_states([x], weights, active)[-1]
+
+    def node_states(self, states: list[torch.Tensor], weights: torch.Tensor, active: Active,
+                    stop: int | None = None) -> list[torch.Tensor]:
+        """``states`` (nodes 0..len-1, computed before) extended with nodes up to ``stop - 1``
+        (default: all nodes)."""
+        states = list(states)
         relus: list[torch.Tensor | None] = [None] * self.nodes
         n_ops = weights.shape[-1]
-        e = 0
-        for i in range(1, self.nodes):
+        first = len(states)
+        e = first * (first - 1) // 2  # edges into nodes 1..first-1 come first
+        for i in range(first, self.nodes if stop is None else stop):
             index: list[int] = []
             ys: list[torch.Tensor] = []
             only_none: tuple[int, int] | None = None  # an active edge whose only active op is `none`
@@ -138,7 +145,7 @@ class SearchCell(nn.Module):
             else:
                 s = states[0].mul(0.0)
             states.append(s)
-        return states[-1]
+        return states
 
 
 class NB201Supernet(Supernet):
@@ -168,6 +175,24 @@ class NB201Supernet(Supernet):
             h = cell(h, weights, active) if isinstance(cell, SearchCell) else cell(h)
         h = self.pool(self.lastact(h)).flatten(1)
         return self.classifier(h)
+
+    def forward_prefix(self, x: torch.Tensor, weights: torch.Tensor, active: Active,
+                       edge: int) -> tuple[torch.Tensor, ...]:
+        """Stem and the first cell's nodes before ``edge``'s target node (every cell uses ``edge``)."""
+        first = self.cells[0]
+        if not isinstance(first, SearchCell):  # N=0: no search cell before the reductions
+            return super().forward_prefix(x, weights, active, edge)
+        target = first.pairs[edge][0]
+        return tuple(first.node_states([self.stem(x)], weights, active, stop=target))
+
+    def forward_suffix(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
+                       edge: int) -> torch.Tensor:
+        if not isinstance(self.cells[0], SearchCell):
+            return super().forward_suffix(states, weights, active, edge)
+        h = self.cells[0].node_states(list(states), weights, active)[-1]
+        for cell in self.cells[1:]:
+            h = cell(h, weights, active) if isinstance(cell, SearchCell) else cell(h)
+        return self.classifier(self.pool(self.lastact(h)).flatten(1))
 
 
 @SPACES.register("nb201")

@@ -31,5 +31,8 @@ def main(cfg: DictConfig) -> None:
     out.print(table)
     path = write_csv(rows, cfg.bench.out)
     log.info(f"bench: wrote {path}")
+    for r in rows:  # before throughput_ratio, which stays the last line
+        if r.metric in ("threads_ratio", "gm_split_ratio"):
+            print(f"{r.metric}={r.value:.2f}", flush=True)
     if ratio is not None:
         print(f"throughput_ratio={ratio:.2f}", flush=True)

@@ -167,7 +167,7 @@ def build_trainer(rt: Runtime, mask: Mask, tag: str, init: str | int = "root") -
     seed = int(rt.cfg.seed)
     torch.manual_seed(derive_seed(seed, "init") if init == "root" else derive_seed(seed, "init", init))
     net: Supernet = rt.space.build_supernet(mask).to(rt.device)
-    if rt.device.type == "cuda" and rt.cfg.channels_last:
+    if rt.cfg.channels_last:  # CPU and CUDA (docs/performance.md)
         net = net.to(memory_format=torch.channels_last)
     algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
     algo.init_alpha(generator(seed, "alpha", init))

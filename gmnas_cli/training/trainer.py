@@ -57,6 +57,10 @@ class SupernetTrainer(Checkpointed):
         self.history: list[dict[str, float]] = []
         self.use_amp = device.type == "cuda" and bool(cfg.amp)
         self.w_params = list(net.parameters())
+        # CUDA: losses are checked for NaN/inf every `train.finite_check_every` steps and at the end
+        # of every epoch (one host sync per check instead of one per step); CPU: every step.
+        self.defer_checks = device.type == "cuda"
+        self._pending: list[tuple[str, torch.Tensor]] = []
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -82,7 +86,7 @@ class SupernetTrainer(Checkpointed):
 
     def _prep(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        if self.device.type == "cuda" and self.cfg.channels_last:
+        if self.cfg.channels_last:  # CPU too: oneDNN runs NHWC convs without layout reorders
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
@@ -110,7 +114,7 @@ class SupernetTrainer(Checkpointed):
         self.w_optimizer.zero_grad(set_to_none=True)
         # data parallel: backward per shard, gradients averaged over shards and ranks (distributed.py)
         loss, logits = distributed.shard_backward(forward, batch, self.net, self.w_params)
-        check_finite(loss, where)
+        self._check(loss, where)  # CUDA: deferred to one host sync every finite_check_every steps
         clip = self.cfg.train.grad_clip
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip)
@@ -118,6 +122,25 @@ class SupernetTrainer(Checkpointed):
         if self.algo.alpha.grad is not None:
             self.algo.alpha.grad = None
         return loss, logits
+
+    def _check(self, loss: torch.Tensor, where: str) -> None:
+        """``check_finite`` now (CPU) or at the next ``flush_checks`` (CUDA, module comment above)."""
+        if not self.defer_checks:
+            check_finite(loss, where)
+            return
+        self._pending.append((where, loss))
+        if len(self._pending) >= int(getattr(self.cfg.train, "finite_check_every", 1)):
+            self.flush_checks()
+
+    def flush_checks(self) -> None:
+        """Raise ``TrainingDiverged`` naming the first pending step whose loss is not finite."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        bad = ~torch.isfinite(torch.stack([loss for _, loss in pending]))
+        if bool(bad.any()):  # the one host sync of this check
+            where, loss = pending[int(bad.nonzero()[0, 0])]
+            check_finite(loss, where)
 
     def fit(self, end_epoch: int, schedule_epochs: int, train_arch: bool, ckpt: Path | None = None,
             evaluate: bool = True, stage: str = "", schedule_offset: int = 0,
@@ -162,6 +185,7 @@ class SupernetTrainer(Checkpointed):
                     tot_correct += (logits.argmax(1) == distributed.local_labels(batch)).sum()  # this rank's shards
                     tot_n += n
                     advance(1)
+            self.flush_checks()  # before anything of this epoch is recorded or saved
             record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
                       "train_acc": int(distributed.allreduce_totals(tot_correct)[0]) / max(tot_n, 1), "lr": lr}
             if hasattr(self.algo, "tau"):

@@ -1,0 +1,102 @@
+"""GM per-op gradients with less repeated work (criteria/gm_fast.py) and the fused DARTS cell:
+the same numbers as the plain paths (the official per-op loop; per-edge mixed-op sums)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from gmnas_cli.bench import build_ours, split_context, synthetic_data
+from gmnas_cli.criteria.gm import gm_minibatches, plain_op_gradients
+from gmnas_cli.criteria.gm_fast import fast_op_gradients
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    """float32 rounding of another summation order (vmapped convolutions sum the batch their own
+    way): 1e-4 relative, or 1e-4 of the largest entry."""
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
+
+CASES = [("nb201", "darts", "space.C=4"), ("nb201", "snas", "space.C=4"), ("nb201", "rsps", "space.C=4"),
+         ("darts", "darts", "space.C=2"), ("darts", "snas", "space.C=2 criterion.scored_weight=softmax")]
+DARTS_OPS4 = "space.ops=[none,max_pool_3x3,skip_connect,sep_conv_3x3]"  # every kind of op, fewer of them
+
+
+def _ctx(cfg_factory, space: str, algo: str, *extra: str):
+    extra = (*extra, DARTS_OPS4) if space == "darts" else extra
+    # NCHW: tied max-pool maxima (clamped uint8 pixels) get their gradient by a layout-dependent
+    # rule, and the vmapped pass does not keep the channels-last layout.
+    cfg = cfg_factory("experiment=smoke", f"space={space}", f"algo={algo}", "criterion=gm", "space.N=1",
+                      "train.batch_size=8", "channels_last=false", *extra)
+    with open_dict(cfg):
+        cfg.bench.batch_size = 8
+    trainer, sp = build_ours(cfg, torch.device("cpu"), synthetic_data(64, 8, 0))
+    return split_context(trainer, sp, cfg)
+
+
+@pytest.mark.parametrize("space,algo,size", CASES)
+def test_prefix_reuse_and_batched_ops_equal_the_plain_loop(cfg_factory, space, algo, size):
+    ctx = _ctx(cfg_factory, space, algo, *size.split())
+    edges = ctx.candidate_edges()
+    edges = [edges[0], edges[3], edges[-1]]  # prefixes ending before the first, a middle, the last node
+    (index, batch), = list(gm_minibatches(ctx, 1))
+    for edge in edges:
+        ops = ctx.ops_of(edge)
+        plain = plain_op_gradients(ctx, edge, ops, batch, index)
+        assert plain.shape[0] == len(ops) and plain.abs().sum() > 0
+        assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=False), plain)
+        assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=True), plain)
+
+
+@pytest.mark.parametrize("space,size", [("nb201", "space.C=4"), ("darts", "space.C=2")])
+def test_prefix_then_suffix_is_the_forward(cfg_factory, space, size):
+    ctx = _ctx(cfg_factory, space, "darts", size)
+    net = ctx.trainer.net
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    w = torch.softmax(torch.randn(len(ctx.space.edges), len(ctx.space.ops)), -1)
+    with torch.no_grad():
+        ref = net(x, w, net.enabled)
+        for e in (0, 3, len(ctx.space.edges) // 2 - 1, len(ctx.space.edges) - 1):
+            torch.testing.assert_close(net.forward_suffix(net.forward_prefix(x, w, net.enabled, e), w,
+                                                          net.enabled, e), ref, rtol=1e-5, atol=1e-6)
+
+
+def _per_edge_cell(cell, s0, s1, weights, active):
+    """The plain DARTS cell: one MixedOp (its own weighted sum) per edge, summed per node."""
+    states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+    e = 0
+    for i in range(2, cell.nodes + 2):
+        s = None
+        for j in range(i):
+            if active[e]:
+                y = cell.edges[e](states[j], weights[e], active[e])
+                s = y if s is None else s + y
+            e += 1
+        states.append(s)
+    return torch.cat(states[2:], dim=1)
+
+
+def test_fused_darts_cell_equals_per_edge_mixed_ops(cfg_factory):
+    ctx = _ctx(cfg_factory, "darts", "darts", "space.C=2")
+    net = ctx.trainer.net
+    n = net.edges_per_cell
+    gen = torch.Generator().manual_seed(0)
+    for cell in (net.cells[0], next(c for c in net.cells if c.reduction)):
+        c_in = cell.preprocess1[1].in_channels
+        s0 = torch.randn(4, cell.preprocess0.conv_1.in_channels if hasattr(cell.preprocess0, "conv_1")
+                         else cell.preprocess0[1].in_channels, 8, 8, generator=gen)
+        s1 = torch.randn(4, c_in, 8, 8, generator=gen)
+        w = torch.softmax(torch.randn(n, len(ctx.space.ops), generator=gen), -1).requires_grad_()
+        active = [[k for k in range(len(ctx.space.ops)) if (e + k) % 3] for e in range(n)]  # partial masks
+        active[0] = [0]  # `none` alone on one edge
+        fused = cell(s0, s1, w, active)
+        plain = _per_edge_cell(cell, s0, s1, w, active)
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+        g_fused = torch.autograd.grad(fused.square().sum(), [w, *cell.parameters()], allow_unused=True)
+        g_plain = torch.autograd.grad(plain.square().sum(), [w, *cell.parameters()], allow_unused=True)
+        for a, b in zip(g_fused, g_plain):
+            assert (a is None) == (b is None)
+            if a is not None:
+                # float32 rounding of a different summation order, amplified by BN: scale-relative
+                torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
