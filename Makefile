@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests
 
 bench: $(STAMP)
-	$(BIN)/gmnas bench bench.reference=xautodl
+	$(BIN)/gmnas bench bench.reference=xautodl bench.threads_compare=[1,2]
 
 clean:
 	rm -rf $(VENV) outputs/* multirun
