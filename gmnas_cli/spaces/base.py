@@ -97,6 +97,34 @@ def weighted_sum(w: torch.Tensor, index: Sequence[int], ys: Sequence[torch.Tenso
     return _WeightedSum.apply(w, tuple(index), *ys)
 
 
+def node_terms(edges: Sequence[MixedOp], pre_relu: Sequence[Sequence[bool]], states: Sequence[torch.Tensor],
+               relus: list[torch.Tensor | None], active: Sequence[Sequence[int]], e: int, n_inputs: int,
+               n_ops: int) -> tuple[list[int], list[torch.Tensor], tuple[int, int] | None, int]:
+    """The weighted-sum terms of one cell node fed by edges ``e .. e + n_inputs - 1`` (input j =
+    ``states[j]``): flat weight indices, op outputs, the first active edge whose only active op is
+    ``none`` (as (edge, input)), and the next edge index. ReLU(state j) is computed once, into
+    ``relus[j]``, for every op that starts with a ReLU (NB201 and DARTS cells share this)."""
+    index: list[int] = []
+    ys: list[torch.Tensor] = []
+    zero_edge: tuple[int, int] | None = None
+    for j in range(n_inputs):
+        if active[e]:
+            mixed, first_relu, h = edges[e], pre_relu[e], states[j]
+            ks = mixed.computed(active[e])
+            if not ks and zero_edge is None:
+                zero_edge = (e, j)
+            for k in ks:
+                if first_relu[k]:
+                    if relus[j] is None:
+                        relus[j] = torch.relu(h)
+                    ys.append(mixed.ops[k](h, relus[j]))
+                else:
+                    ys.append(mixed.ops[k](h))
+                index.append(e * n_ops + k)
+        e += 1
+    return index, ys, zero_edge, e
+
+
 class MixedOp(nn.Module):
     """All candidate ops of one edge; computes ``sum_k w[k] * op_k(x)`` over active ops only."""
 

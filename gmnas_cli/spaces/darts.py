@@ -22,7 +22,17 @@ import torch
 from torch import nn
 
 from gmnas_cli.errors import ConfigError
-from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet, weighted_sum
+from gmnas_cli.spaces.base import (
+    SPACES,
+    Active,
+    Arch,
+    Mask,
+    MixedOp,
+    SearchSpace,
+    Supernet,
+    node_terms,
+    weighted_sum,
+)
 from gmnas_cli.spaces.darts_eval import Genotype, NetworkCIFAR, NetworkImageNet
 from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, _ReLUFirst, search_op
 
@@ -83,24 +93,7 @@ class DartsSearchCell(nn.Module):
         first = len(states)
         e = sum(range(2, first))  # edges into nodes 2..first-1 come first
         for i in range(first, self.nodes + 2 if stop is None else stop):
-            index: list[int] = []
-            ys: list[torch.Tensor] = []
-            zero_edge: tuple[int, int] | None = None  # an active edge whose only active op is `none`
-            for j in range(i):
-                if active[e]:
-                    mixed, pre_relu, h = self.edges[e], self._pre_relu[e], states[j]
-                    ks = mixed.computed(active[e])
-                    if not ks and zero_edge is None:
-                        zero_edge = (e, j)
-                    for k in ks:
-                        if pre_relu[k]:
-                            if relus[j] is None:
-                                relus[j] = torch.relu(h)
-                            ys.append(mixed.ops[k](h, relus[j]))
-                        else:
-                            ys.append(mixed.ops[k](h))
-                        index.append(e * n_ops + k)
-                e += 1
+            index, ys, zero_edge, e = node_terms(self.edges, self._pre_relu, states, relus, active, e, i, n_ops)
             if ys:
                 s = weighted_sum(weights, index, ys)
             elif zero_edge is not None:  # `none` alone: its zeros (strided where the edge is)

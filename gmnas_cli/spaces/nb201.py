@@ -14,7 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from gmnas_cli.errors import ConfigError
-from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, MixedOp, SearchSpace, Supernet, weighted_sum
+from gmnas_cli.spaces.base import (
+    SPACES,
+    Active,
+    Arch,
+    Mask,
+    MixedOp,
+    SearchSpace,
+    Supernet,
+    node_terms,
+    weighted_sum,
+)
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -120,24 +130,7 @@ class SearchCell(nn.Module):
         first = len(states)
         e = first * (first - 1) // 2  # edges into nodes 1..first-1 come first
         for i in range(first, self.nodes if stop is None else stop):
-            index: list[int] = []
-            ys: list[torch.Tensor] = []
-            only_none: tuple[int, int] | None = None  # an active edge whose only active op is `none`
-            for j in range(i):
-                if active[e]:
-                    mixed, pre_relu, h = self.edges[e], self._pre_relu[e], states[j]
-                    ks = mixed.computed(active[e])
-                    if not ks and only_none is None:
-                        only_none = (e, j)
-                    for k in ks:
-                        if pre_relu[k]:
-                            if relus[j] is None:
-                                relus[j] = torch.relu(h)
-                            ys.append(mixed.ops[k](h, relus[j]))
-                        else:
-                            ys.append(mixed.ops[k](h))
-                        index.append(e * n_ops + k)
-                e += 1
+            index, ys, only_none, e = node_terms(self.edges, self._pre_relu, states, relus, active, e, i, n_ops)
             if ys:
                 s = weighted_sum(weights, index, ys)
             elif only_none is not None:  # `none` zeros (`w * 0` of the other terms adds nothing)
