@@ -48,3 +48,16 @@ def test_no_config_key_that_does_nothing():
     unread = [k for k in schema_keys(Config) if k not in PENDING
               and not re.search(rf"\b{re.escape(k.rsplit('.', 1)[-1])}\b", source)]
     assert not unread, f"config keys that no code reads: {unread}"
+
+
+def test_configuration_reference_lists_every_key_as_generated():
+    """docs/configuration.md's generated section equals what scripts/config_reference.py writes now,
+    so a new or changed key cannot be left out of the reference."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "config_reference.py"
+    spec = importlib.util.spec_from_file_location("config_reference", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.section() in mod.DOC.read_text(), "regenerate: python scripts/config_reference.py"
