@@ -28,7 +28,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m ''
 
-# Scale-out end to end (submitit requeue, torchrun 2 ranks on gloo): about 6 min on 2 shared cores.
+# Scale-out end to end (submitit requeue, torchrun 2 ranks on gloo): about 2 min on 2 cores; .ci/run runs it.
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest -m slow tests/test_cluster.py
 
