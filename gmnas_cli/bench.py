@@ -346,6 +346,8 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
         t_ref = statistics.median(res["xautodl"]["times"])
         ratio = t_ref / t_ours
         rows.append(Row("throughput_ratio", "ours/xautodl", ratio, "x", "median step time of xautodl / ours"))
+    if bool(b.paths):
+        rows += path_rows(trainer, space, c, steps["ours"], device, shape)
     del steps, res
     split_times: dict[str, float] = {}
     n_edges = n_batches = 0
@@ -414,6 +416,28 @@ def split_ratio_rows(t: dict[str, float], n_edges: int, n_batches: int, used: in
             f"extrapolated: {used} minibatches (early stop of the proxy split) x {n_edges} edges"),
         Row("gm_split_ratio", "official/ours", official / ours, "x", "one leaf split (root), extrapolated"),
     ]
+
+
+def path_rows(trainer: SupernetTrainer, space: SearchSpace, cfg: DictConfig, step: Callable[[], None],
+              device: torch.device, shape: str) -> list[Row]:
+    """``bench.paths=true``: fast paths against their plain twins (bench_paths.py)."""
+    from gmnas_cli.bench_paths import grouping_times, has_grouped_cells, op_batching_times
+
+    n = int(cfg.bench.steps)
+    rows: list[Row] = []
+    if has_grouped_cells(trainer.net):
+        t = grouping_times(step, n, lambda fn: timed(fn, device))
+        rows += [Row("search_step_paths", k, v, "s", f"{shape}; cell nodes' edges {k}, median of {n}")
+                 for k, v in t.items()]
+        rows.append(Row("grouping_ratio", "per_edge/grouped", t["per_edge"] / t["grouped"], "x",
+                        "> 1: grouping a node's edges is faster"))
+    t = op_batching_times(split_context(trainer, space, cfg), n, lambda fn: timed(fn, device))
+    rows += [Row("gm_edge_minibatch_paths", f"batched_ops={k}", v, "s", f"{shape}; one edge, median of {n}")
+             for k, v in t.items()]
+    best = min((k for k in t if k != "off"), key=t.get)
+    rows.append(Row("op_batching_ratio", f"off/{best}", t["off"] / t[best], "x",
+                    f"> 1: criterion.batched_ops={best} is faster than one pass per op"))
+    return rows
 
 
 def thread_rows(step: Callable[[], None], b: DictConfig, device: torch.device, shape: str) -> list[Row]:

@@ -116,10 +116,9 @@ def run_command(command: str, args: list[str]) -> None:
         try:
             set_quiet(bool(cfg.quiet))
             validate(cfg, command)  # first: a bad value is refused before it is used or anything is written
-            if cfg.threads > 0:
-                import torch
+            from gmnas_cli.threads import apply_threads
 
-                torch.set_num_threads(int(cfg.threads))
+            apply_threads(int(cfg.threads))  # 0: the CPUs this process may use (threads.py)
             join_ranks(cfg, command)
             module.main(cfg)
         except GmnasError as err:

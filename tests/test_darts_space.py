@@ -98,7 +98,12 @@ def test_derive_uses_only_enabled_ops_and_never_none():
         ("normal:4<-3", "sep_conv_5x5"), ("normal:4<-0", "dil_conv_5x5")]  # stronger edge first (DARTS)
 
 
-def test_discrete_arch_runs_only_its_ops():
+def test_discrete_arch_runs_only_its_ops(monkeypatch):
+    """Edge by edge, every op module that runs is the arch's; with a node's edges grouped
+    (spaces/grouped.py), every term a node computes is."""
+    import gmnas_cli.spaces.darts as darts_mod
+    from gmnas_cli.spaces.grouped import edge_grouping
+
     sp = darts_space(in_channels=1)
     net = sp.build_supernet(sp.full_mask())
     arch = sp.str_to_arch(DARTS_V2)
@@ -109,8 +114,23 @@ def test_discrete_arch_runs_only_its_ops():
             for name, op in zip(mixed.op_names, mixed.ops):
                 op.register_forward_hook(lambda *_, key=(edge, name): called.add(key))
     w, active = sp.arch_weights(arch)
-    assert net(torch.randn(2, 1, 8, 8), w, active).shape == (2, 10)
+    with edge_grouping(False):
+        assert net(torch.randn(2, 1, 8, 8), w, active).shape == (2, 10)
     assert called == set(arch.items())
+
+    terms: set[tuple[str, str]] = set()
+    inner = darts_mod.grouped_node_terms
+
+    def recording(edges, *args, **kwargs):
+        index, ys, zero_edge, e = inner(edges, *args, **kwargs)
+        offset = 14 if any(edges is cell.edges for cell in net.cells if cell.reduction) else 0
+        terms.update((sp.edges[offset + i // len(sp.ops)], sp.ops[i % len(sp.ops)]) for i in index)
+        return index, ys, zero_edge, e
+
+    monkeypatch.setattr(darts_mod, "grouped_node_terms", recording)
+    with edge_grouping(True):
+        assert net(torch.randn(2, 1, 8, 8), w, active).shape == (2, 10)
+    assert terms == set(arch.items())
 
 
 def test_shared_parameters_exclude_the_scored_edge_in_its_cell_type_only():

@@ -23,8 +23,8 @@ CASES = [("nb201", "darts", "space.C=4"), ("nb201", "snas", "space.C=4"), ("nb20
 DARTS_OPS4 = "space.ops=[none,max_pool_3x3,skip_connect,sep_conv_3x3]"  # every kind of op, fewer of them
 
 
-def _ctx(cfg_factory, space: str, algo: str, *extra: str):
-    extra = (*extra, DARTS_OPS4) if space == "darts" else extra
+def _ctx(cfg_factory, space: str, algo: str, *extra: str, ops: str = DARTS_OPS4):
+    extra = (*extra, ops) if space == "darts" else extra
     # NCHW: tied max-pool maxima (clamped uint8 pixels) get their gradient by a layout-dependent
     # rule, and the vmapped pass does not keep the channels-last layout.
     cfg = cfg_factory("experiment=smoke", f"space={space}", f"algo={algo}", "criterion=gm", "space.N=1",
@@ -47,6 +47,24 @@ def test_prefix_reuse_and_batched_ops_equal_the_plain_loop(cfg_factory, space, a
         assert plain.shape[0] == len(ops) and plain.abs().sum() > 0
         assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=False), plain)
         assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched=True), plain)
+        if space == "darts":  # the ops' copies side by side in the channels, one pass
+            assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched="channels"), plain)
+
+
+def test_copies_side_by_side_equal_the_plain_loop_with_every_darts_op(cfg_factory):
+    """criterion.batched_ops=channels with all 8 DARTS ops (dilated and 5x5 convs, both pools,
+    FactorizedReduce) on a normal and a reduction-cell edge, scored one-hot and with softmax weights."""
+    for extra in ("criterion.scored_weight=one_hot", "criterion.scored_weight=softmax"):
+        ctx = _ctx(cfg_factory, "darts", "snas", "space.C=2", "space.split_cells=[normal,reduce]", extra,
+                   ops="space.ops=[none,max_pool_3x3,avg_pool_3x3,skip_connect,sep_conv_3x3,sep_conv_5x5,"
+                   "dil_conv_3x3,dil_conv_5x5]")
+        edges = ctx.candidate_edges()
+        (index, batch), = list(gm_minibatches(ctx, 1))
+        for edge in (edges[2], next(e for e in edges if e.startswith("reduce:4"))):
+            ops = ctx.ops_of(edge)
+            plain = plain_op_gradients(ctx, edge, ops, batch, index)
+            assert plain.shape[0] == len(ops) >= 7
+            assert_close(fast_op_gradients(ctx, edge, ops, batch, index, batched="channels"), plain)
 
 
 @pytest.mark.parametrize("space,size", [("nb201", "space.C=4"), ("darts", "space.C=2")])
@@ -100,3 +118,36 @@ def test_fused_darts_cell_equals_per_edge_mixed_ops(cfg_factory):
             if a is not None:
                 # float32 rounding of a different summation order, amplified by BN: scale-relative
                 torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
+
+
+def test_channels_batching_is_refused_where_the_space_has_no_op_copies(cfg_factory):
+    from gmnas_cli.config.validate import validate
+    from gmnas_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"criterion.batched_ops=channels: space nb201 .*valid here: off, vmap, auto"):
+        validate(cfg_factory("experiment=smoke", "space=nb201", "criterion=gm", "criterion.batched_ops=channels"), "split")
+    validate(cfg_factory("experiment=smoke", "space=darts", "criterion=gm", "criterion.batched_ops=channels"), "split")
+
+
+def test_edge_grouping_gives_the_same_supernet_step(cfg_factory):
+    """Grouped cell nodes (one computation per node and op) against edge by edge: same loss and
+    gradients, with every DARTS op (edge_grouping forces either way, whatever the size)."""
+    from gmnas_cli.spaces.grouped import edge_grouping
+
+    ctx = _ctx(cfg_factory, "darts", "darts", "space.C=2", ops="space.ops=[none,max_pool_3x3,avg_pool_3x3,"
+               "skip_connect,sep_conv_3x3,sep_conv_5x5,dil_conv_3x3,dil_conv_5x5]")
+    net = ctx.trainer.net
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, 8, 8, generator=gen)
+    w = torch.softmax(torch.randn(len(ctx.space.edges), len(ctx.space.ops), generator=gen), -1).requires_grad_()
+    params = [p for p in net.parameters() if p.requires_grad]
+    out = {}
+    for enabled in (True, False):
+        with edge_grouping(enabled):
+            loss = net(x, w, net.enabled).logsumexp(-1).sum()
+            out[enabled] = (loss, torch.autograd.grad(loss, [w, *params], allow_unused=True))
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(out[True][1], out[False][1]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()) + 1e-8)

@@ -74,6 +74,15 @@ class ScoredWeight(str, Enum):
     softmax = "softmax"
 
 
+class OpBatching(str, Enum):
+    """How GM computes the per-op gradients of one edge (criteria/gm_fast.py, docs/performance.md)."""
+
+    off = "off"  # one suffix pass per op
+    vmap = "vmap"  # one torch.func.vmap pass over the ops (any space; the GPU path)
+    channels = "channels"  # the ops' copies side by side in the channels, one pass (spaces with op copies: darts)
+    auto = "auto"  # channels where the space has them, else off
+
+
 class UnrolledStep(str, Enum):
     """DARTS 2nd order virtual step: official (w - xi(mu buf + d), coefficient xi) or exact SGD."""
 
@@ -241,7 +250,8 @@ class CriterionConfig:
     early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm.py)
     confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
     early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
-    batched_ops: bool = False  # GM: an edge's ops in one vmapped pass (criteria/gm_fast.py; the GPU path)
+    workers: int = bounded(1, ge=0)  # GM: CPU processes scoring a split's edges in parallel (gm_workers.py); 0: one per usable CPU
+    batched_ops: OpBatching = OpBatching.off  # GM: an edge's ops in one pass (criteria/gm_fast.py); off keeps memory at one pass
 
 
 class HalvingProtocol(str, Enum):
@@ -363,6 +373,7 @@ class BenchConfig:
     gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
     threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
     threads_compare: list[int] = bounded(default_factory=list, ge=1)  # CPU: e.g. [1, 2] times our step with both
+    paths: bool = False  # also time each fast path against its plain twin (bench_paths.py): edge grouping, batched_ops
     schedule: bool = False  # also time the configured warmup + split + search end to end (bench_schedule.py)
     schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
 
@@ -415,7 +426,7 @@ class Config:
     quiet: bool = False  # no progress bars
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)
-    threads: int = bounded(0, ge=0)  # CPU threads for torch (0: torch's default); bitwise CPU determinism needs the same value
+    threads: int = bounded(0, ge=0)  # CPU threads for torch (0: the CPUs this process may use, threads.py); bitwise CPU determinism needs the same value
     # Shards of each global batch (train/retrain.batch_size) with per-shard BatchNorm statistics and
     # gradients averaged over shards; 0: one per rank (torchrun). Same value => same numbers on any
     # number of ranks (gmnas_cli/distributed.py, issue 14).

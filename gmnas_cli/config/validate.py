@@ -77,6 +77,13 @@ def validate(cfg: DictConfig, command: str) -> None:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
     if cfg.criterion.name == "gm":
         CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
+        workers = int(cfg.criterion.workers)
+        if workers > 1 and cfg.criterion.early_stop:
+            raise ConfigError(f"criterion.workers={workers} has no effect with criterion.early_stop=true (its test "
+                              f"scores all edges together); use criterion.workers=1 or 0")
+        if workers > 1 and str(getattr(cfg.device, "value", cfg.device)) == "cuda":
+            raise ConfigError(f"criterion.workers={workers}: parallel scoring processes are CPU only; "
+                              f"use criterion.workers=1 with device=cuda")
     if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
     _refuse_unread_keys(cfg)
@@ -89,6 +96,10 @@ def validate(cfg: DictConfig, command: str) -> None:
     space_check = getattr(space, "check_config", None)
     if space_check is not None:  # a space that only some algorithms can train (ofa_mbv3: algo=ofa)
         space_check(cfg)
+    batching = str(getattr(cfg.criterion.batched_ops, "value", cfg.criterion.batched_ops))
+    if batching == "channels" and not space.op_copies:
+        raise ConfigError(f"criterion.batched_ops=channels: space {cfg.space.name} has no copies-side-by-side "
+                          f"pass; valid here: off, vmap, auto")
     splits = effective_splits(cfg)
     splittable = space.splittable_edges()
     if splits > len(splittable):

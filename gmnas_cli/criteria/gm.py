@@ -284,12 +284,13 @@ class GradientMatching(Criterion):
                          f"({s['batches']} minibatches, margin {s['margin_se']} SE)")
             if ctx.progress_path is not None:
                 write_json(ctx.progress_path, scores)
-        for edge in edges:
-            if edge in scores:
-                continue
-            scores[edge] = self.score_edge(ctx, edge)
-            log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {scores[edge]['cut_cost']:.4f} "
-                     f"groups {scores[edge]['groups']}")
+        from gmnas_cli.criteria.gm_workers import resolve_workers, scored_edges
+
+        todo = [e for e in edges if e not in scores]
+        workers = resolve_workers(int(getattr(self.cfg, "workers", 1)), ctx.trainer.device)
+        for edge, score in scored_edges(lambda e: self.score_edge(ctx, e), todo, workers):
+            scores[edge] = score
+            log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
             if ctx.progress_path is not None:
                 write_json(ctx.progress_path, scores)
         best = min(edges, key=lambda e: (scores[e]["cut_cost"], edges.index(e)))

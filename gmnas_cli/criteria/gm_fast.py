@@ -35,6 +35,7 @@ from torch.func import functional_call, grad, vmap
 from gmnas_cli.criteria.base import SplitContext
 from gmnas_cli.criteria.gm import cfg_option, shared_parameters
 from gmnas_cli.seeding import generator
+from gmnas_cli.spaces.grouped import Copies
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -83,13 +84,26 @@ def _flat(grads: list[torch.Tensor | None], params: list[nn.Parameter], lead: tu
     return torch.cat(parts, dim=-1) if parts else torch.zeros(*lead, 0)
 
 
-def fast_op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: Batch, index: int = 0,
-                      batched: bool | None = None) -> torch.Tensor:
-    """``[len(ops), P]`` flat shared gradients of minibatch ``index`` (module docstring);
-    ``batched``: vmap over the ops (default: ``criterion.batched_ops``)."""
-    trainer, net = ctx.trainer, ctx.trainer.net
+def batching_mode(ctx: SplitContext, batched: bool | str | None = None) -> str:
+    """``off``, ``vmap`` or ``channels``: ``batched`` (True: vmap) or ``criterion.batched_ops``,
+    ``auto`` resolved (channels where the supernet has them, else off)."""
     if batched is None:
-        batched = bool(getattr(trainer.cfg.criterion, "batched_ops", False))
+        batched = getattr(ctx.trainer.cfg.criterion, "batched_ops", "off")
+    mode = {True: "vmap", False: "off"}.get(batched, None) if isinstance(batched, bool) else \
+        str(getattr(batched, "value", batched))
+    if mode == "auto":
+        mode = "channels" if ctx.trainer.net.supports_copies() else "off"
+    if mode == "channels" and not ctx.trainer.net.supports_copies():
+        raise ValueError(f"{type(ctx.trainer.net).__name__} has no copies-side-by-side pass")
+    return str(mode)
+
+
+def fast_op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: Batch, index: int = 0,
+                      batched: bool | str | None = None) -> torch.Tensor:
+    """``[len(ops), P]`` flat shared gradients of minibatch ``index`` (module docstring);
+    ``batched``: the suffix passes' batching (``batching_mode``; default ``criterion.batched_ops``)."""
+    trainer, net = ctx.trainer, ctx.trainer.net
+    mode = batching_mode(ctx, batched)
     x, y = batch
     base_w, base_active, e_idx, op_idx, keep = path_weights(ctx, edge, ops, index)
     shared = shared_parameters(ctx, edge)
@@ -98,10 +112,14 @@ def fast_op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: Batch
     with trainer._autocast():
         prefix = net.forward_prefix(x, base_w, base_active, e_idx)  # the scored row is unused there
     states = tuple(s.detach().requires_grad_() for s in prefix)
-    weights = scored_rows(base_w, e_idx, op_idx, keep)
-    if batched:
+    if mode == "channels":
+        scored = base_w[e_idx, op_idx] if keep else None
+        rows, d_states = _suffix_copies(ctx, shared, states, base_w, base_active, e_idx, op_idx, scored, y)
+    elif mode == "vmap":
+        weights = scored_rows(base_w, e_idx, op_idx, keep)
         rows, d_states = _suffix_batched(ctx, shared, states, weights, base_active, e_idx, op_idx, y)
     else:
+        weights = scored_rows(base_w, e_idx, op_idx, keep)
         rows, d_states = _suffix_sequential(ctx, shared, states, weights, base_active, e_idx, op_idx, y)
     if any(s.requires_grad for s in prefix):
         for i in range(len(op_idx)):  # the prefix's shared parameters: one backward per op
@@ -147,6 +165,34 @@ def _suffix_batched(ctx: SplitContext, shared: list[nn.Parameter], states: tuple
         g_params, g_states = vmap(grad(loss_of, argnums=(0, 1)), in_dims=(None, None, 0))(
             detached, tuple(s.detach() for s in states), weights)
     return _flat(list(g_params), shared, (len(op_idx),)), list(g_states)
+
+
+def _suffix_copies(ctx: SplitContext, shared: list[nn.Parameter], states: tuple[torch.Tensor, ...],
+                   base_w: torch.Tensor, base_active: list[list[int]], e_idx: int, op_idx: list[int],
+                   scored: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """All ops' suffix passes as ONE pass of ``len(op_idx)`` network copies side by side in the
+    channels (``Supernet.forward_suffix_copies``, spaces/grouped.py): copy i has op i alone on the
+    edge; each shared parameter enters as a leaf ``[n_ops, *shape]`` whose row i is copy i's, and
+    the loss is the sum of the copies' losses, so one backward gives every op's gradient."""
+    trainer, net = ctx.trainer, ctx.trainer.net
+    r = len(op_idx)
+    reps = [p.detach().unsqueeze(0).repeat(r, *([1] * p.dim())).requires_grad_() for p in shared]
+    copies = Copies(r, {id(p): rep for p, rep in zip(shared, reps)})
+    fmt = torch.channels_last if states[-1].is_contiguous(memory_format=torch.channels_last) and \
+        not states[-1].is_contiguous() else torch.contiguous_format
+    st = tuple(s.detach().repeat(1, r, 1, 1).contiguous(memory_format=fmt).requires_grad_() for s in states)
+    with batch_stats_only(net), trainer._autocast():
+        logits = net.forward_suffix_copies(st, base_w, base_active, e_idx, copies, op_idx, scored)
+        loss = sum(trainer.loss_fn(logits[:, i], y) for i in range(r))
+    g = torch.autograd.grad(loss, [*reps, *st], allow_unused=True)
+    rows = _flat(list(g[: len(reps)]), shared, (r,))
+    d_states = []
+    for s, d in zip(st, g[len(reps):]):
+        if d is None:
+            d = torch.zeros_like(s)
+        n, _, h, w = d.shape
+        d_states.append(d.reshape(n, r, -1, h, w).transpose(0, 1).reshape(r, n, -1, h, w))
+    return rows, d_states
 
 
 class _Suffix(nn.Module):

@@ -184,12 +184,23 @@ class Supernet(nn.Module):
         == forward(x)``."""
         return self.forward(states[0], weights, active)
 
+    def supports_copies(self) -> bool:
+        """Whether ``forward_suffix_copies`` exists: GM scores all of an edge's ops in one pass with
+        the copies side by side in the channels (``criterion.batched_ops=channels``, gm_fast.py)."""
+        return False
+
+    def forward_suffix_copies(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
+                              edge: int, copies: Any, ops: list[int], scored_weights: torch.Tensor | None
+                              ) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no copies-side-by-side suffix")
+
 
 class SearchSpace(ABC):
     """Edges and op names, a supernet for a mask, shared parameters, derivation and formats."""
 
     name: str = ""
     input_size: int = 224  # input resolution (dataset.image_size) for cost models such as MAC counts
+    op_copies: bool = False  # its supernets have forward_suffix_copies (criterion.batched_ops=channels)
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.cfg = cfg

@@ -30,11 +30,19 @@ from gmnas_cli.spaces.base import (
     MixedOp,
     SearchSpace,
     Supernet,
-    node_terms,
     weighted_sum,
 )
 from gmnas_cli.spaces.darts_eval import Genotype, NetworkCIFAR, NetworkImageNet
-from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, _ReLUFirst, search_op
+from gmnas_cli.spaces.darts_ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, Zero, _ReLUFirst, search_op
+from gmnas_cli.spaces.grouped import (
+    ONE,
+    Copies,
+    Scored,
+    cat_copies,
+    groupable,
+    grouped_forward,
+    grouped_node_terms,
+)
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -75,27 +83,58 @@ class DartsSearchCell(nn.Module):
             for _, j in pairs])
         # per edge and op: starts with a ReLU (sep/dil convs), so it takes the state's shared ReLU
         self._pre_relu = [[isinstance(op, _ReLUFirst) for op in mixed.ops] for mixed in self.edges]
+        # per edge and op: runs grouped with the same op of the node's other edges (grouped.py)
+        self._grouped = [[groupable(op) for op in mixed.ops] for mixed in self.edges]
+        self._strides = [2 if reduction and j < 2 else 1 for _, j in pairs]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, active: Active) -> torch.Tensor:
         states = self.node_states([self.preprocess0(s0), self.preprocess1(s1)], weights, active)
         return torch.cat(states[2:], dim=1)
 
+    def forward_copies(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, active: Active,
+                       copies: Copies, scored: Scored | None) -> torch.Tensor:
+        """``forward`` of ``copies.r`` cells side by side in the channels (``grouped.Copies``)."""
+        states = [grouped_forward([self.preprocess0], s0, copies=copies),
+                  grouped_forward([self.preprocess1], s1, copies=copies)]
+        return cat_copies(self.node_states(states, weights, active, copies=copies, scored=scored)[2:], copies.r)
+
+    def supports_copies(self) -> bool:
+        """Every op and both preprocessing blocks run grouped (``grouped.groupable``)."""
+        ops_ok = all(ok or isinstance(op, Zero) for mixed, row in zip(self.edges, self._grouped)
+                     for op, ok in zip(mixed.ops, row))  # `none` is never computed
+        return ops_ok and groupable(self.preprocess0) and groupable(self.preprocess1)
+
     def node_states(self, states: list[torch.Tensor], weights: torch.Tensor, active: Active,
-                    stop: int | None = None) -> list[torch.Tensor]:
+                    stop: int | None = None, copies: Copies = ONE, scored: Scored | None = None
+                    ) -> list[torch.Tensor]:
         """``states`` (the two inputs and the nodes computed before) extended up to node ``stop - 1``.
 
         Node i = sum over active (edge j->i, op k) of ``weights[e, k] * op_k(state j)`` as ONE fused
-        weighted sum (``sum_e MixedOp_e``, the same terms); ReLU(state j) is computed once for all
-        ops that start with a ReLU. Fewer Python-level module calls per step at small sizes."""
+        weighted sum (``sum_e MixedOp_e``, the same terms); op k of all the node's edges runs as one
+        grouped computation (``grouped.py``: one module call per node and op, not per edge and op)
+        and ReLU(state j) is computed once for all ops that start with a ReLU. Fewer Python-level
+        module calls per step: the CPU step at small sizes is bound by their per-call cost.
+
+        ``copies``/``scored``: the states hold ``copies.r`` copies side by side, and copy r has op
+        ``scored.ops[r]`` alone on edge ``scored.edge`` of this cell, weighted ``scored.weights[r]``."""
         states = list(states)
-        relus: list[torch.Tensor | None] = [None] * (self.nodes + 2)
         n_ops = weights.shape[-1]
         first = len(states)
         e = sum(range(2, first))  # edges into nodes 2..first-1 come first
+        if scored is not None:
+            active = [[] if k == scored.edge else a for k, a in enumerate(active)]
         for i in range(first, self.nodes + 2 if stop is None else stop):
-            index, ys, zero_edge, e = node_terms(self.edges, self._pre_relu, states, relus, active, e, i, n_ops)
+            start = e
+            index, ys, zero_edge, e = grouped_node_terms(self.edges, self._pre_relu, self._grouped, self._strides,
+                                                         states, active, e, i, n_ops, copies)
+            term = None
+            if scored is not None and start <= scored.edge < e:
+                term = scored.term(self.edges[scored.edge], states[scored.edge - start], copies.r)
             if ys:
                 s = weighted_sum(weights, index, ys)
+                s = s if term is None else s + term
+            elif term is not None:
+                s = term
             elif zero_edge is not None:  # `none` alone: its zeros (strided where the edge is)
                 s = self.edges[zero_edge[0]].zeros(states[zero_edge[1]])
             else:  # no active input (a discrete arch never has this): zeros of the node's shape
@@ -179,10 +218,38 @@ class DartsSupernet(Supernet):
             s0, s1 = s1, cell(s0, s1, weights[lo : lo + n], active[lo : lo + n])
         return self.classifier(self.pool(s1).flatten(1))
 
+    def supports_copies(self) -> bool:
+        """GM can score all of an edge's ops in one pass (``forward_suffix_copies``)."""
+        return "reduce" in self.cell_types and all(cell.supports_copies() for cell in self.cells)
+
+    def forward_suffix_copies(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
+                              edge: int, copies: Copies, ops: list[int], scored_weights: torch.Tensor | None
+                              ) -> torch.Tensor:
+        """``forward_suffix`` of ``copies.r`` networks side by side in the channels (gm_fast.py):
+        ``states`` hold the copies of ``forward_prefix``'s states; copy i has op ``ops[i]`` alone on
+        ``edge`` (in every cell of its type), weighted ``scored_weights[i]`` (``None``: 1), and the
+        other edges ``weights``. Returns logits ``[batch, copies.r, classes]``."""
+        c = self._first_use(edge)
+        n = self.edges_per_cell
+        scored_reduce = edge >= n
+        scored = Scored(edge % n, ops, scored_weights)
+        cell = self.cells[c]
+        lo = n if cell.reduction else 0
+        nodes = cell.node_states(list(states[1:]), weights[lo : lo + n], active[lo : lo + n], copies=copies,
+                                 scored=scored)
+        s0, s1 = states[0], cat_copies(nodes[2:], copies.r)
+        for cell in self.cells[c + 1 :]:
+            lo = n if cell.reduction else 0
+            s0, s1 = s1, cell.forward_copies(s0, s1, weights[lo : lo + n], active[lo : lo + n], copies,
+                                             scored if cell.reduction == scored_reduce else None)
+        pooled = self.pool(s1).flatten(1)
+        return self.classifier(pooled.view(pooled.shape[0], copies.r, -1))
+
 
 @SPACES.register("darts")
 class DartsSpace(SearchSpace):
     name = "darts"
+    op_copies = True  # DartsSupernet.forward_suffix_copies (grouped.py)
 
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
