@@ -149,7 +149,7 @@ def test_ranking_table(two_seeds: Path) -> None:
 
 
 def test_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="valid: criteria, nb201, similarity, ranking, selection, darts"):
+    with pytest.raises(ConfigError, match="valid: auto, criteria, nb201, similarity, ranking, selection, darts"):
         main(make_cfg(tmp_path, report={"table": "table9"}))
     with pytest.raises(StageError, match="no experiment directory"):
         main(make_cfg(tmp_path))
@@ -233,3 +233,16 @@ def test_cifar100_search_reports_cifar100_figures(tmp_path: Path) -> None:
     raw = pd.read_csv(tmp_path / "report" / "selection_raw.csv").set_index("column")
     assert raw.loc["max", "mean"] == pytest.approx(100 - 73.0)  # best on CIFAR-100, not on CIFAR-10
     assert "metric: cifar100_test" in (tmp_path / "report" / "selection.md").read_text()
+
+
+def test_auto_table_is_the_paper_table_of_the_experiments_space(tmp_path):
+    from gmnas_cli.report.collect import ExperimentRecord
+    from gmnas_cli.stages.report import table_for
+
+    def rec(space: str) -> ExperimentRecord:
+        return ExperimentRecord(space, tmp_path, {"space": {"name": space}})
+
+    assert table_for([rec("darts"), rec("darts")]) == "darts"  # paper Table 4
+    assert table_for([rec("mobilenet")]) == "mobilenet" and table_for([rec("ofa_mbv3")]) == "ofa"
+    assert table_for([rec("nb201_4ops")]) == "nb201"
+    assert table_for([rec("darts"), rec("nb201")]) == "nb201"  # mixed spaces: Table 3's layout, as before

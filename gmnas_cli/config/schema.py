@@ -325,7 +325,7 @@ class BenchmarkConfig:
 
 @dataclass
 class ReportConfig:
-    table: str = "nb201"
+    table: str = "auto"  # auto: the experiments' space's paper table (darts: Table 4, mobilenet and ofa_mbv3: Table 5, else nb201)
     experiments: list[str] = bounded(default_factory=lambda: ["outputs/*"], min_len=1)
     out: str = "outputs/report"
     formats: list[str] = bounded(default_factory=lambda: ["csv", "md", "tex"], choices=["csv", "md", "tex"])

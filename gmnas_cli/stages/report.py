@@ -17,12 +17,23 @@ from gmnas_cli.report.render import check_formats, print_table, write_table
 from gmnas_cli.report.tables import TABLES
 
 
+# report.table=auto: the paper table of the experiments' space (Table 3 NB201, 4 DARTS, 5 MobileNet and OFA)
+SPACE_TABLES = {"darts": "darts", "mobilenet": "mobilenet", "ofa_mbv3": "ofa"}
+
+
+def table_for(records: list) -> str:
+    """The table ``report.table=auto`` picks: the space's table when every experiment shares one
+    space with its own table, else NAS-Bench-201's (Table 3, the default before ``auto``)."""
+    spaces = {str(r.get("space.name", "nb201")) for r in records}
+    return SPACE_TABLES.get(spaces.pop(), "nb201") if len(spaces) == 1 else "nb201"
+
+
 def main(cfg: DictConfig) -> None:
     """Collect ``cfg.report.experiments``, build ``cfg.report.table``, print it and write files/plots."""
     rep = cfg.report
     name = str(rep.table)
-    if name not in TABLES:
-        raise ConfigError(f"report.table={name!r} is unknown; valid: {', '.join(TABLES)}")
+    if name not in TABLES and name != "auto":
+        raise ConfigError(f"report.table={name!r} is unknown; valid: auto, {', '.join(TABLES)}")
     formats = [str(f) for f in rep.formats]
     check_formats(formats)
     patterns = [str(p) for p in rep.experiments]
@@ -34,6 +45,8 @@ def main(cfg: DictConfig) -> None:
     bench = load_benchmark(bench_cfg) if bench_cfg is not None else None
     metric = str(OmegaConf.select(cfg, "benchmark.metric", default="") or "") if bench is not None else ""
     ctx = ReportContext(bench=bench, metric=metric)
+    if name == "auto":
+        name = table_for(records)
     table = TABLES[name](records, ctx)
     print_table(table)
     out = Path(str(rep.out))
