@@ -16,7 +16,6 @@ from gmnas_cli.report.plots import write_plots
 from gmnas_cli.report.render import check_formats, print_table, write_table
 from gmnas_cli.report.tables import TABLES
 
-
 # report.table=auto: the paper table of the experiments' space (Table 3 NB201, 4 DARTS, 5 MobileNet and OFA)
 SPACE_TABLES = {"darts": "darts", "mobilenet": "mobilenet", "ofa_mbv3": "ofa"}
 
