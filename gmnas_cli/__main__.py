@@ -1,4 +1,4 @@
-from gmnas_cli.cli import main
+from gmnas_cli.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-import gmnas_cli.criteria.gm_stop as gm
-from gmnas_cli.cli import conf_dir
+import gmnas_cli.criteria.gm.stop as gm
+from gmnas_cli.cli.app import conf_dir
 from gmnas_cli.config import register_configs
 from gmnas_cli.stages import split, warmup
 

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from gmnas_cli.cli import one_line
+from gmnas_cli.cli.app import one_line
 from gmnas_cli.config.bounds import Bounds, Key, schema_keys
 from gmnas_cli.config.schema import Config
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 
 KEYS: list[Key] = list(schema_keys(Config))
 BASE = ["experiment=smoke"]  # the base config the values are tried on
@@ -56,7 +56,7 @@ def fresh_cfg() -> DictConfig:
 
 def attempt(override: str, command: str = "warmup") -> str | None:
     """The one-line error ``gmnas command <BASE> override`` reports at start-up, or None if accepted."""
-    from gmnas_cli.config.validate import validate
+    from gmnas_cli.pipeline.validate import validate
 
     TRIED[override.split("=", 1)[0]] += 1
     cfg = fresh_cfg()

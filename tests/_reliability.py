@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
-from gmnas_cli.cli import run_command
-from gmnas_cli.io import load_checkpoint
+from gmnas_cli.cli.app import run_command
+from gmnas_cli.infra.io import load_checkpoint
 from tests.conftest import run_cli
 
 # Wall-clock fields: the only values allowed to differ between an interrupted and a clean run.
@@ -46,7 +46,7 @@ def run_inproc(command: str, *args: str) -> tuple[int, str]:
 
 def run_killed(command: str, *args: str, kill: str) -> None:
     """Run ``gmnas command args`` as a subprocess that SIGKILLs itself at the event ``kill``
-    (``GMNAS_TEST_KILL_AFTER``, see ``gmnas_cli.io.kill_point``); it must die by the signal."""
+    (``GMNAS_TEST_KILL_AFTER``, see ``gmnas_cli.infra.failpoints.kill_point``); it must die by the signal."""
     res = run_cli(command, *args, env={"GMNAS_TEST_KILL_AFTER": kill})
     assert res.returncode == -9, (f"{command} {kill}: expected SIGKILL, got {res.returncode}\n"
                                   f"{res.stderr[-2000:]}")

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from gmnas_cli.cli import conf_dir
+from gmnas_cli.cli.app import conf_dir
 from gmnas_cli.config import register_configs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gmnas_cli.analysis import analyze, gradient_similarity
-from gmnas_cli.runtime import Runtime
+from gmnas_cli.analysis.weight_sharing import analyze, gradient_similarity
+from gmnas_cli.pipeline.runtime import Runtime
 
 from .conftest import make_cfg, run_cli
 
@@ -39,7 +39,7 @@ def test_analyze_pairs_targets_with_similar_and_dissimilar_partners(tmp_path):
 
 
 def test_gradient_similarity_of_a_path_with_itself_is_one(tmp_path):
-    from gmnas_cli.analysis import PairSampling
+    from gmnas_cli.analysis.weight_sharing import PairSampling
     from gmnas_cli.training.trainer import SupernetTrainer
 
     rt = Runtime(make_cfg(tmp_path, *TINY))
@@ -64,7 +64,7 @@ def test_analyze_command(tmp_path):
 
 
 def test_analyze_refuses_other_spaces(tmp_path):
-    from gmnas_cli.errors import ConfigError
+    from gmnas_cli.infra.errors import ConfigError
 
     with pytest.raises(ConfigError, match="defined on NAS-Bench-201"):
         analyze(Runtime(make_cfg(tmp_path, *TINY, "space=darts")))

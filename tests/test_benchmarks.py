@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from gmnas_cli.benchmarks import BENCHMARKS, load_benchmark, parse_genotype
 from gmnas_cli.config.schema import BenchmarkConfig
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.infra.errors import ConfigError, StageError
 from tests.conftest import DARTS_V2, REPO, SHARED
 
 NATS = SHARED / "nb201" / "nats_bench_test_acc.csv"

@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from gmnas_cli import distributed
-from gmnas_cli.experiment import Experiment
-from gmnas_cli.io import host_tag, remove_stale_temps
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import cleanup_root
+from gmnas_cli.experiment.directory import Experiment
+from gmnas_cli.infra import distributed
+from gmnas_cli.infra.io import host_tag, remove_stale_temps
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import cleanup_root
 from tests import _reliability
 from tests._reliability import (
     SMALL,
@@ -231,7 +231,7 @@ def test_two_ranks_reduce_shard_and_detect_divergence(tmp_path):
 def test_slurm_presets_requeue_after_timeouts(preset, tasks):
     from hydra import compose, initialize_config_dir
 
-    from gmnas_cli.cli import conf_dir
+    from gmnas_cli.cli.app import conf_dir
     from gmnas_cli.config import register_configs
 
     register_configs()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gmnas_cli.config.validate import validate
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.pipeline.validate import validate
 from tests.conftest import run_cli
 
 

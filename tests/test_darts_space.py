@@ -10,15 +10,15 @@ import torch
 from omegaconf import OmegaConf
 
 from gmnas_cli.config.schema import RetrainConfig, SpaceConfig
-from gmnas_cli.config.validate import validate
 from gmnas_cli.data import ImageData
-from gmnas_cli.experiment import Experiment
-from gmnas_cli.io import load_checkpoint, read_json, write_json
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.selection import kept_per_rung, successive_halving
+from gmnas_cli.experiment.directory import Experiment
+from gmnas_cli.infra.io import load_checkpoint, read_json, write_json
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.validate import validate
+from gmnas_cli.selection.halving import kept_per_rung, successive_halving
 from gmnas_cli.spaces import build_space
-from gmnas_cli.spaces.darts import DARTS_V2
-from gmnas_cli.spaces.darts_ops import DARTS_OPS
+from gmnas_cli.spaces.darts.ops import DARTS_OPS
+from gmnas_cli.spaces.darts.space import DARTS_V2
 from gmnas_cli.training.retrain import count_params_m
 
 from .conftest import make_cfg
@@ -100,9 +100,9 @@ def test_derive_uses_only_enabled_ops_and_never_none():
 
 def test_discrete_arch_runs_only_its_ops(monkeypatch):
     """Edge by edge, every op module that runs is the arch's; with a node's edges grouped
-    (spaces/grouped.py), every term a node computes is."""
-    import gmnas_cli.spaces.darts as darts_mod
-    from gmnas_cli.spaces.grouped import edge_grouping
+    (spaces/darts/grouped.py), every term a node computes is."""
+    import gmnas_cli.spaces.darts.space as darts_mod
+    from gmnas_cli.spaces.darts.grouped import edge_grouping
 
     sp = darts_space(in_channels=1)
     net = sp.build_supernet(sp.full_mask())
@@ -203,8 +203,8 @@ def _check_leaves(cfg, tree, edges_split: int) -> None:
 def test_split_three_times_gives_eight_leaves_within_their_masks(tmp_path):
     """3 splits x branching 2 on the smoke preset; every leaf's derived genotype stays in its mask.
     (Random groups keep this fast; GM on the DARTS space: the next test and the slow one.)"""
+    from gmnas_cli.experiment.tree import PartitionTree
     from gmnas_cli.stages import search, split, warmup
-    from gmnas_cli.tree import PartitionTree
 
     cfg = make_cfg(tmp_path, *TINY, "algo=darts", "splits=3", "criterion=random", "warmup_epochs=0",
                    "search_epochs=1")
@@ -226,8 +226,8 @@ def test_split_three_times_gives_eight_leaves_within_their_masks(tmp_path):
 
 
 def test_gm_splits_a_darts_edge_into_balanced_groups(tmp_path):
+    from gmnas_cli.experiment.tree import PartitionTree
     from gmnas_cli.stages import split, warmup
-    from gmnas_cli.tree import PartitionTree
 
     cfg = make_cfg(tmp_path, *TINY, "algo=darts", "splits=1", "warmup_epochs=0", "criterion=gm", "criterion.batches=1",
                    "criterion.edge_selection=['normal:3<-1']")
@@ -243,8 +243,8 @@ def test_gm_splits_a_darts_edge_into_balanced_groups(tmp_path):
 @pytest.mark.slow
 def test_smoke_split_command_with_gm_gives_eight_leaves(tmp_path):
     """``gmnas split space=darts algo=darts splits=3 experiment=smoke`` as given (GM on every edge)."""
+    from gmnas_cli.experiment.tree import PartitionTree
     from gmnas_cli.stages import split, warmup
-    from gmnas_cli.tree import PartitionTree
 
     cfg = make_cfg(tmp_path, "space=darts", "algo=darts", "splits=3", "experiment=smoke")
     warmup.main(cfg)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from gmnas_cli.config.schema import DatasetConfig
 from gmnas_cli.data import load_dataset
-from gmnas_cli.errors import DataError
+from gmnas_cli.infra.errors import DataError
 
 RNG = np.random.default_rng(0)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from gmnas_cli.benchmarks.metrics import dataset_metric, dataset_metrics, matching_test_figure
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.io import read_json, write_json
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.tree import PartitionTree
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.pipeline.runtime import Runtime
 from tests.conftest import SHARED
 
 NATS = SHARED / "nb201" / "nats_bench_test_acc.csv"
@@ -42,7 +42,7 @@ def _fake_search(cfg, archs: list[str]) -> Runtime:
     root = tree[0]
     groups = [["none", "skip_connect", "nor_conv_1x1"], ["nor_conv_3x3", "avg_pool_3x3"]]  # BEST_C10 | BEST_C100
     root.split = {"edge": "3<-2", "groups": groups, "children": []}
-    from gmnas_cli.tree import Node
+    from gmnas_cli.experiment.tree import Node
 
     for i, arch in enumerate(archs, start=1):
         tree.nodes.append(Node(id=i, parent=0, depth=1, mask={**root.mask, "3<-2": groups[i - 1]}))

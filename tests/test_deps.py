@@ -59,7 +59,7 @@ def test_a_running_predecessor_is_waited_for(tmp_path):
     import os
     import time
 
-    from gmnas_cli.locks import is_held
+    from gmnas_cli.infra.locks import is_held
 
     code, err = run_inproc("split", *TINY, f"out_dir={tmp_path}")
     assert code == 0, err

@@ -9,12 +9,13 @@ import math
 import pytest
 
 from gmnas_cli.algorithms import build_algorithm
+from gmnas_cli.config.derived import run_epochs, search_schedule_epochs
 from gmnas_cli.config.schema import SpaceConfig
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.pipeline.stage import splitting_schedule_epochs
 from gmnas_cli.spaces import build_space
 from gmnas_cli.stages import split, warmup
-from gmnas_cli.stages.common import run_epochs, search_schedule_epochs, splitting_schedule_epochs
 from gmnas_cli.training.trainer import cosine_lr
-from gmnas_cli.tree import PartitionTree
 
 from .conftest import make_cfg, run_cli
 
@@ -100,8 +101,8 @@ def test_restarted_leaves_draw_their_own_seeded_init_and_alpha(cfg_factory):
     """Official restart builds a new model per leaf; alpha starts at 1e-3 * N(0, 1) (DARTS)."""
     import torch
 
-    from gmnas_cli.runtime import Runtime
-    from gmnas_cli.stages.common import build_trainer
+    from gmnas_cli.pipeline.runtime import Runtime
+    from gmnas_cli.pipeline.stage import build_trainer
 
     rt = Runtime(cfg_factory("experiment=smoke", "space=nb201", "algo=darts", "name=init"))
     mask = rt.space.full_mask()

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from gmnas_cli.criteria import CRITERIA, SplitContext
 from gmnas_cli.criteria.cut import candidate_partitions, partition_costs, within_group_cut
-from gmnas_cli.criteria.gm import gm_distance, gm_minibatches
-from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
-from gmnas_cli.runtime import Runtime
+from gmnas_cli.criteria.gm.scoring import gm_distance, gm_minibatches
+from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer
 from gmnas_cli.stages import warmup
-from gmnas_cli.stages.common import build_trainer
-from gmnas_cli.tree import PartitionTree
 
 SMOKE = ("experiment=smoke", "space=nb201", "algo=darts", "criterion=gm", "train.max_steps_per_epoch=4")
 
@@ -149,7 +149,7 @@ def test_partition_costs_match_the_cut_functions():
 def test_scored_weight_softmax_keeps_the_ops_relaxed_weight(cfg_factory):
     """criterion.scored_weight=softmax (official DARTS space) weights the scored op by its softmax
     weight; one_hot (official NB201) by 1."""
-    from gmnas_cli.criteria.gm import op_gradients
+    from gmnas_cli.criteria.gm.scoring import op_gradients
 
     cfg = cfg_factory(*SMOKE, "criterion.batches=1", "criterion.scored_weight=softmax", "name=sw")
     ctx = root_context(cfg)
@@ -175,8 +175,8 @@ def test_scored_weight_softmax_keeps_the_ops_relaxed_weight(cfg_factory):
     (("criterion.cut=within", "branching=3"), "criterion.cut=within"),
 ])
 def test_impossible_gm_settings_are_one_line_errors(tmp_path, overrides, needle):
-    from gmnas_cli.config.validate import validate
-    from gmnas_cli.errors import ConfigError
+    from gmnas_cli.infra.errors import ConfigError
+    from gmnas_cli.pipeline.validate import validate
 
     from .conftest import make_cfg
 

@@ -1,4 +1,4 @@
-"""GM per-op gradients with less repeated work (criteria/gm_fast.py) and the fused DARTS cell:
+"""GM per-op gradients with less repeated work (criteria/gm/fast.py) and the fused DARTS cell:
 the same numbers as the plain paths (the official per-op loop; per-edge mixed-op sums)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from gmnas_cli.bench import build_ours, split_context, synthetic_data
-from gmnas_cli.criteria.gm import gm_minibatches, plain_op_gradients
-from gmnas_cli.criteria.gm_fast import fast_op_gradients
+from gmnas_cli.bench.suite import build_ours, split_context, synthetic_data
+from gmnas_cli.criteria.gm.fast import fast_op_gradients
+from gmnas_cli.criteria.gm.scoring import gm_minibatches, plain_op_gradients
 
 
 def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -121,8 +121,8 @@ def test_fused_darts_cell_equals_per_edge_mixed_ops(cfg_factory):
 
 
 def test_channels_batching_is_refused_where_the_space_has_no_op_copies(cfg_factory):
-    from gmnas_cli.config.validate import validate
-    from gmnas_cli.errors import ConfigError
+    from gmnas_cli.infra.errors import ConfigError
+    from gmnas_cli.pipeline.validate import validate
 
     with pytest.raises(ConfigError, match=r"criterion.batched_ops=channels: space nb201 .*valid here: off, vmap, auto"):
         validate(cfg_factory("experiment=smoke", "space=nb201", "criterion=gm", "criterion.batched_ops=channels"), "split")
@@ -132,7 +132,7 @@ def test_channels_batching_is_refused_where_the_space_has_no_op_copies(cfg_facto
 def test_edge_grouping_gives_the_same_supernet_step(cfg_factory):
     """Grouped cell nodes (one computation per node and op) against edge by edge: same loss and
     gradients, with every DARTS op (edge_grouping forces either way, whatever the size)."""
-    from gmnas_cli.spaces.grouped import edge_grouping
+    from gmnas_cli.spaces.darts.grouped import edge_grouping
 
     ctx = _ctx(cfg_factory, "darts", "darts", "space.C=2", ops="space.ops=[none,max_pool_3x3,avg_pool_3x3,"
                "skip_connect,sep_conv_3x3,sep_conv_5x5,dil_conv_3x3,dil_conv_5x5]")

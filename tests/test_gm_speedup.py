@@ -7,11 +7,11 @@ import re
 import pytest
 
 from gmnas_cli.criteria import CRITERIA, SplitContext
-from gmnas_cli.criteria.gm_stop import gm_scores_early_stop
-from gmnas_cli.runtime import Runtime
+from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer
 from gmnas_cli.stages import bench, split, warmup
-from gmnas_cli.stages.common import build_trainer
-from gmnas_cli.tree import PartitionTree
 
 BATCHES = 30  # "a few dozen" scoring minibatches per leaf split
 SMOKE_GM = ("experiment=smoke", "space=nb201", "criterion=gm", "splits=2", "branching=2")

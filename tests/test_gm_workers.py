@@ -1,4 +1,4 @@
-"""GM edges scored by forked worker processes (criterion.workers, criteria/gm_workers.py): the
+"""GM edges scored by forked worker processes (criterion.workers, criteria/gm/workers.py): the
 same scores, decision and resume file as scoring them one after another in this process."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from gmnas_cli.bench import build_ours, split_context, synthetic_data
-from gmnas_cli.config.validate import validate
-from gmnas_cli.criteria.gm import GradientMatching
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.bench.suite import build_ours, split_context, synthetic_data
+from gmnas_cli.criteria.gm.criterion import GradientMatching
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.pipeline.validate import validate
 
 
 def _decide(cfg_factory, tmp_path, workers: int, tag: str):

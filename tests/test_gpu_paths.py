@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from gmnas_cli.bench import build_ours, synthetic_data
-from gmnas_cli.errors import TrainingDiverged
-from gmnas_cli.seeding import generator
+from gmnas_cli.bench.suite import build_ours, synthetic_data
+from gmnas_cli.infra.errors import TrainingDiverged
+from gmnas_cli.infra.seeding import generator
 
 
 def test_predrawn_augmentation_gives_the_same_batches():
@@ -63,8 +63,8 @@ def test_deferred_checks_do_not_change_the_steps(cfg_factory):
 
 def test_schedule_timing_runs_the_stages_end_to_end(cfg_factory):
     """``bench.schedule`` (the GPU suite's full-schedule timing), here on a tiny schedule on CPU."""
-    from gmnas_cli.bench import run_bench
-    from gmnas_cli.bench_schedule import supernet_epochs
+    from gmnas_cli.bench.schedule import supernet_epochs
+    from gmnas_cli.bench.suite import run_bench
 
     cfg = cfg_factory("experiment=smoke", "space=nb201", "algo=darts", "criterion=gm", "space.C=4", "space.N=1",
                       "warmup_epochs=1", "splits=2", "branching=2", "search_epochs=1", "train.batch_size=8",
@@ -80,7 +80,7 @@ def test_schedule_timing_runs_the_stages_end_to_end(cfg_factory):
 
 
 def test_gpu_suite_preset_composes(cfg_factory):
-    from gmnas_cli.bench_schedule import supernet_epochs
+    from gmnas_cli.bench.schedule import supernet_epochs
 
     cfg = cfg_factory("experiment=bench_gpu")
     assert str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device) == "cuda"

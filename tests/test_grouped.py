@@ -1,4 +1,4 @@
-"""One op of several edges as one grouped computation (spaces/grouped.py): the same outputs and
+"""One op of several edges as one grouped computation (spaces/darts/grouped.py): the same outputs and
 gradients as running each edge's module, at every map size (taps that read only padding dropped)
 and with network copies side by side."""
 
@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gmnas_cli.spaces.darts_ops import search_op
-from gmnas_cli.spaces.grouped import Copies, groupable, grouped_forward
+from gmnas_cli.spaces.copies import Copies
+from gmnas_cli.spaces.darts.grouped import groupable, grouped_forward
+from gmnas_cli.spaces.darts.ops import search_op
 
 OPS = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
        "dil_conv_5x5"]

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from gmnas_cli.config.schema import DatasetConfig
 from gmnas_cli.data import load_dataset
-from gmnas_cli.data.imagenet_stream import StreamingData
+from gmnas_cli.data.imagenet.stream import StreamingData
 from tests._imagefolder import write_image_folder
 
 

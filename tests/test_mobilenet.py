@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 
 from gmnas_cli.algorithms import build_algorithm
 from gmnas_cli.config.schema import AlgoConfig, SpaceConfig
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.flops import count_params, measured_macs
+from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces import build_space
-from gmnas_cli.spaces.mobilenet import PAPER_STAGES, PROXYLESS_OPS, Gated
+from gmnas_cli.spaces.counting import count_params, measured_macs
+from gmnas_cli.spaces.mobilenet.space import PAPER_STAGES, PROXYLESS_OPS, Gated
 
 TINY_STAGES = [[8, 2, 2], [16, 2, 1]]
 # GM-NAS's released GM + ProxylessNAS architecture (skhu101/GM-NAS Imagenet_train/.../
@@ -187,7 +187,7 @@ def test_latency_table_costs_and_missing_key(tmp_path):
     import yaml
 
     from gmnas_cli.algorithms.latency import latency_costs, lut_key
-    from gmnas_cli.spaces.mobilenet import parse_op
+    from gmnas_cli.spaces.mobilenet.space import parse_op
 
     space = tiny_space()
     sizes, final = space.block_sizes()

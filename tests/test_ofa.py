@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from gmnas_cli.algorithms.ofa.evolution import Evolution
 from gmnas_cli.criteria.cut import balanced_min_cut
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.evolution import Evolution
+from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.spaces import build_space
-from gmnas_cli.spaces.ofa_layers import DynamicMBConv
-from gmnas_cli.spaces.ofa_macs import subnet_macs
-from gmnas_cli.spaces.ofa_mbv3 import OfaSpace, Subnet, extract_subnet
+from gmnas_cli.spaces.mbconv.elastic import DynamicMBConv
+from gmnas_cli.spaces.ofa.macs import subnet_macs
+from gmnas_cli.spaces.ofa.space import OfaSpace, Subnet, extract_subnet
 
 from ._reliability import clean_run, compare_experiments, error_lines, run_forked, run_inproc
 from .conftest import make_cfg
@@ -300,7 +300,7 @@ def test_sigkill_resume_and_same_seed_identical(ofa_run, tmp_path: Path, kill: s
 def test_paper_ofa_presets_compose_with_the_paper_settings() -> None:
     from omegaconf import OmegaConf
 
-    from gmnas_cli.config.validate import validate
+    from gmnas_cli.pipeline.validate import validate
 
     expect = {"paper_ofa_gm": ("gm", 2, [2, 3], 40), "paper_ofa_gm_3splits": ("gm", 3, 2, 30),
               "paper_ofa_fewshot": ("exhaustive", 1, 3, 40), "paper_ofa_oneshot": ("none", 0, 2, 40)}
@@ -323,7 +323,7 @@ def test_paper_ofa_presets_compose_with_the_paper_settings() -> None:
 # -- algorithm ---------------------------------------------------------------------------------
 
 def test_leaf_phases_continue_or_restart_from_the_full_network() -> None:
-    from gmnas_cli.algorithms.ofa_search import leaf_phases
+    from gmnas_cli.algorithms.ofa.search import leaf_phases
 
     cfg = copy.deepcopy(_tiny_cfg())
     cfg.algo.kernel_epochs, cfg.algo.depth_epochs, cfg.algo.depth_lr = 5, [1, 2], [0.1, 0.2]
@@ -337,7 +337,7 @@ def test_leaf_phases_continue_or_restart_from_the_full_network() -> None:
 
 
 def test_kd_loss_and_phase_ranges() -> None:
-    from gmnas_cli.algorithms.ofa import Ofa, soft_cross_entropy
+    from gmnas_cli.algorithms.ofa.algorithm import Ofa, soft_cross_entropy
 
     sp = _space()
     cfg = _tiny_cfg()

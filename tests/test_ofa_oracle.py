@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from gmnas_cli.spaces import build_space
-from gmnas_cli.spaces.ofa_macs import subnet_macs
-from gmnas_cli.spaces.ofa_mbv3 import Subnet
+from gmnas_cli.spaces.ofa.macs import subnet_macs
+from gmnas_cli.spaces.ofa.space import Subnet
 
 from .conftest import make_cfg
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from gmnas_cli.cli import conf_dir
-from gmnas_cli.config.validate import validate
+from gmnas_cli.cli.app import conf_dir
+from gmnas_cli.pipeline.validate import validate
 
 from .conftest import make_cfg
 

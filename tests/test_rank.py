@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.stages import rank, search, split, warmup
-from gmnas_cli.tree import PartitionTree
 
 TABLE = Path(os.environ.get("GMNAS_BENCHMARKS", Path(__file__).resolve().parents[2] / "shared" / "benchmarks")) \
     / "nb201" / "nats_bench_test_acc.csv"
@@ -38,7 +38,7 @@ def test_rank_on_smoke(cfg_factory, capsys):
 def test_every_architecture_has_exactly_one_owner(cfg_factory):
     import torch
 
-    from gmnas_cli.runtime import Runtime
+    from gmnas_cli.pipeline.runtime import Runtime
 
     cfg = cfg_factory("experiment=smoke", "criterion=random", "name=own", "branching=[3,2]", "warmup_epochs=0")
     warmup.main(cfg)

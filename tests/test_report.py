@@ -12,8 +12,8 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from gmnas_cli.config.schema import Config
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.experiment import Experiment
+from gmnas_cli.experiment.directory import Experiment
+from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.stages.report import main
 from tests.conftest import DARTS_V2, SHARED
 

@@ -2,7 +2,7 @@
 uninterrupted run (CPU, same seed). Also resume=never, corrupt checkpoints and inconsistent trees.
 
 The kills are deterministic: ``GMNAS_TEST_KILL_AFTER=<event>:<n>`` makes the subprocess SIGKILL
-itself at the n-th matching write event (``gmnas_cli.io.kill_point``): ``write:<file>`` after a file
+itself at the n-th matching write event (``gmnas_cli.infra.failpoints.kill_point``): ``write:<file>`` after a file
 is written, ``temp:<file>`` when its temporary file is complete but not yet renamed,
 ``rotated:<file>`` when a checkpoint's ``.prev`` was updated but the new checkpoint not yet written.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gmnas_cli.io import load_checkpoint
+from gmnas_cli.infra.io import load_checkpoint
 from tests import _reliability
 from tests._reliability import (
     SMALL,
@@ -232,7 +232,7 @@ def test_full_settings_many_kill_points(tmp_path):
     ref = clean_run(tmp_path / "ref", full, stages)
     out = [f"out_dir={tmp_path / 'k'}", *full]
     # Counts are per process: each kill below is reached by the run it is given to (see the
-    # events in gmnas_cli.io.kill_point and the order of writes of each stage).
+    # events in gmnas_cli.infra.failpoints.kill_point and the order of writes of each stage).
     kills = {
         "warmup": ["write:ckpt.pt:1", "temp:ckpt.pt:1", "rotated:ckpt.pt:1", "write:curve.csv:1"],
         "split": ["write:gm_progress_0.json:1", "write:gm_progress_0.json:5", "write:ckpt.pt:1",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gmnas_cli.config.validate import validate
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.experiment import Experiment
-from gmnas_cli.io import _MAGIC, UnsafeCheckpoint, load_checkpoint, prev_path, save_checkpoint
+from gmnas_cli.experiment.directory import Experiment
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.io import _MAGIC, UnsafeCheckpoint, load_checkpoint, prev_path, save_checkpoint
+from gmnas_cli.pipeline.validate import validate
 from tests._reliability import error_lines, run_inproc
 from tests.conftest import make_cfg
 
@@ -160,7 +160,7 @@ def test_csv_benchmark_needs_no_trust(tmp_path):
 
 
 def test_json_artefacts_are_checked_before_use(tmp_path):
-    from gmnas_cli.io import read_json
+    from gmnas_cli.infra.io import read_json
 
     path = tmp_path / "selection.json"
     path.write_text('{"leaf": 3}')

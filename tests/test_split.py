@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.stages import search, select, split, warmup
-from gmnas_cli.tree import PartitionTree
 from tests import _reliability
 
 smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (a session fixture)

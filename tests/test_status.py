@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from gmnas_cli.locks import shared
+from gmnas_cli.infra.locks import shared
 from tests import _reliability
 from tests._reliability import SMALL, copy_experiment, run_forked, run_inproc
 

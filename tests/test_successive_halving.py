@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gmnas_cli.config.validate import validate
 from gmnas_cli.data import ImageData
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.selection import successive_halving
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.validate import validate
+from gmnas_cli.selection.halving import successive_halving
 from gmnas_cli.training.retrain import NetworkTrainer
 
 from .conftest import make_cfg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-import gmnas_cli.threads as threads
+import gmnas_cli.infra.threads as threads
 
 
 def test_threads_zero_respects_affinity_quota_and_torch_default(monkeypatch):

@@ -1,6 +1,5 @@
 """Base weight-sharing algorithms keyed by ``algo=`` option names."""
 
-from gmnas_cli.algorithms import darts, gdas, ofa, proxyless, rsps, snas  # noqa: F401  (registers)
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, build_algorithm
 
 __all__ = ["ALGORITHMS", "Algorithm", "build_algorithm"]

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from gmnas_cli.config.derived import run_epochs
 from gmnas_cli.config.schema import AlgoConfig
-from gmnas_cli.registry import Registry
+from gmnas_cli.infra.registry import Registry
 from gmnas_cli.spaces.base import Active, Arch, SearchSpace, Supernet
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -102,6 +103,13 @@ class Algorithm:
     def check_config(cls, cfg: Any) -> None:
         """Algorithm-specific checks of the composed config, before anything is written."""
 
+    @classmethod
+    def splitting_schedule_epochs(cls, cfg: Any) -> int:
+        """Length of the warmup/split phase's lr cosine and temperature schedule: the whole run, as the
+        official root scheduler (``CosineAnnealingLR(T_max = last split epoch + search epochs)``; SNAS
+        ``TempScheduler(args.epochs)``); children inherit the parent's epoch and so its schedule."""
+        return run_epochs(cfg)
+
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                   w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float | None:
         """One architecture update; returns the validation loss it used (a float or a detached
@@ -134,7 +142,7 @@ class Algorithm:
             weight_decay=self.cfg.arch_weight_decay)
 
 
-ALGORITHMS: Registry[type[Algorithm]] = Registry("algo")
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algo", catalog="gmnas_cli.algorithms.catalog")
 
 
 def build_algorithm(cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> Algorithm:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, Batch, LossFn, forward_loss
-from gmnas_cli.distributed import shard_grads
+from gmnas_cli.algorithms.darts2 import second_order_step
+from gmnas_cli.infra.distributed import shard_grads
 
 
 @ALGORITHMS.register("darts")
@@ -23,7 +24,7 @@ class Darts(Algorithm):
         self.arch_optimizer.zero_grad(set_to_none=True)
         weights, active = self.train_weights(gen)
         # Only alpha's gradient is used: no weight gradients are computed (same step, cheaper).
-        # Data parallel: per shard, averaged over shards and ranks (gmnas_cli/distributed.py).
+        # Data parallel: per shard, averaged over shards and ranks (gmnas_cli/infra/distributed.py).
         (self.alpha.grad,), loss = shard_grads(lambda b: forward_loss(self.net, b, weights, active, loss_fn), val_batch, [self.alpha], self.net)
         self.arch_optimizer.step()
         self.net.zero_grad(set_to_none=True)
@@ -31,6 +32,4 @@ class Darts(Algorithm):
 
     def _second_order_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                            w_optimizer: torch.optim.Optimizer) -> float:
-        from gmnas_cli.algorithms.darts2 import second_order_step
-
         return second_order_step(self, train_batch, val_batch, loss_fn, w_optimizer)

@@ -21,14 +21,11 @@ perturbation eps = 0.01 / ||v|| (fidelity review item 5; the official code is fp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from gmnas_cli.distributed import shard_grads
-
-if TYPE_CHECKING:
-    from gmnas_cli.algorithms.base import Algorithm, Batch, LossFn
+from gmnas_cli.algorithms.base import Algorithm, Batch, LossFn, forward_loss
+from gmnas_cli.config.derived import option
+from gmnas_cli.infra.distributed import shard_grads
 
 
 def _sgd_settings(opt: torch.optim.Optimizer) -> dict[torch.Tensor, dict]:
@@ -45,10 +42,8 @@ def unrolled_arch_grad(algo: Algorithm, train_batch: Batch, val_batch: Batch, lo
 
 def _unrolled_arch_grad_fp32(algo: Algorithm, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                              w_optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, float]:
-    from gmnas_cli.algorithms.base import forward_loss
-
     net, alpha = algo.net, algo.alpha
-    exact = str(getattr(algo.cfg.unrolled_step, "value", algo.cfg.unrolled_step)) == "exact"
+    exact = option(algo.cfg.unrolled_step) == "exact"
     params = [p for p in net.parameters() if p.requires_grad]
     groups = _sgd_settings(w_optimizer)
     saved = [p.detach().clone() for p in params]

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 import yaml
 
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.spaces.mobilenet.space import parse_op
 
 
 def _shape(*dims: int) -> str:
@@ -43,7 +44,6 @@ def read_table(path: Path) -> dict[str, Any]:
 
 def latency_costs(space: Any, path: Path) -> tuple[float, torch.Tensor]:
     """(fixed ms, ``[num_edges, num_ops]`` ms) of a MobileNet space at its input size."""
-    from gmnas_cli.spaces.mobilenet import parse_op
 
     table = read_table(path)
 

@@ -26,8 +26,11 @@ from typing import Any
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, Batch, LossFn
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.algorithms.latency import latency_costs
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.spaces import build_space
 from gmnas_cli.spaces.base import Active, Arch, SearchSpace, Supernet
+from gmnas_cli.spaces.mobilenet.space import Gated
 
 
 @ALGORITHMS.register("proxyless")
@@ -44,8 +47,6 @@ class Proxyless(Algorithm):
         if target == "flops":
             self.costs = (space.fixed_macs() / 1e6, space.op_macs().float() / 1e6)
         elif target == "latency":
-            from gmnas_cli.algorithms.latency import latency_costs
-
             self.costs = latency_costs(space, Path(str(cfg.latency_table)))
         if self.costs is not None:
             self.costs = (self.costs[0], self.costs[1].to(self.alpha.device))
@@ -62,8 +63,6 @@ class Proxyless(Algorithm):
             if not str(a.latency_table) or not path.is_file():
                 raise ConfigError(f"algo.latency_table={str(a.latency_table)!r} does not exist; algo.target=latency "
                                   f"needs a latency look-up table YAML (ProxylessNAS mobile_trim.yaml layout)")
-            from gmnas_cli.algorithms.latency import latency_costs
-            from gmnas_cli.spaces import build_space
 
             d = cfg.dataset  # every key the space needs must be in the table (ConfigError names the first missing)
             latency_costs(build_space(cfg.space, d.num_classes, d.in_channels, d.image_size), path)
@@ -77,7 +76,6 @@ class Proxyless(Algorithm):
     def path_weights(self, ops: list[int], gated: bool = True) -> tuple[torch.Tensor, Active]:
         """One-hot weights of a path; ``gated``: binary-gate entries (the sampled op's output is used
         as is, no multiply by its gate of 1), else plain op lists (e.g. for GM's per-op forcing)."""
-        from gmnas_cli.spaces.mobilenet import Gated
 
         w = torch.zeros(len(self.space.edges), len(self.space.ops), device=self.alpha.device)
         w[torch.arange(len(ops)), torch.tensor(ops)] = 1.0
@@ -101,8 +99,6 @@ class Proxyless(Algorithm):
         return epoch > 0 and super().arch_step_due(epoch, step, steps_per_epoch)
 
     def gated_active(self, gen: torch.Generator) -> Active:
-        from gmnas_cli.spaces.mobilenet import Gated
-
         enabled = self.net.enabled
         return [Gated(k, tuple(enabled[i])) for i, k in enumerate(self.sample_path(gen))]
 

@@ -21,7 +21,7 @@ from itertools import islice
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, Batch
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import Active, Arch, Mask
 
 _EDGE = re.compile(r"^(\d+)<-(\d+)$")

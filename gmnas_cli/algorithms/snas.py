@@ -17,7 +17,7 @@ import torch
 from gmnas_cli.algorithms.base import ALGORITHMS
 from gmnas_cli.algorithms.darts import Darts
 from gmnas_cli.config.schema import AlgoConfig
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import Active, SearchSpace, Supernet
 
 

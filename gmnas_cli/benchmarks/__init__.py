@@ -9,7 +9,7 @@ from gmnas_cli.benchmarks.base import Benchmark, cfg_get
 from gmnas_cli.benchmarks.genotype import parse_genotype
 from gmnas_cli.benchmarks.nb201 import NB201Api, NB201Table, normalize_arch, open_nb201
 from gmnas_cli.benchmarks.nb301 import NB301Surrogate, open_nb301
-from gmnas_cli.registry import Registry
+from gmnas_cli.infra.registry import Registry
 
 BENCHMARKS: Registry[Callable[[Any], Benchmark | None]] = Registry("benchmark")
 BENCHMARKS.register("none")(lambda cfg: None)

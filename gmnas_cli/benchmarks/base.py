@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.infra.errors import ConfigError, StageError
 
 
 class Benchmark(ABC):

@@ -6,7 +6,7 @@ import ast
 import json
 from typing import Any
 
-from gmnas_cli.errors import StageError
+from gmnas_cli.infra.errors import StageError
 
 Cell = list[tuple[str, int]]
 _KEYS = ("normal", "normal_concat", "reduce", "reduce_concat")

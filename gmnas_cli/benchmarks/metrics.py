@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 
 _SPLIT = re.compile(r"^(?P<ds>.+?)_(?P<split>valid|test)$")
 # Data sets that NAS-Bench-201 tables report; any other data set (e.g. `digits`, a tiny stand-in for

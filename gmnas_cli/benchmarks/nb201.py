@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from gmnas_cli.benchmarks.base import Benchmark, cfg_get
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.logging import log
 
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -154,7 +155,6 @@ def open_nb201(cfg: Any) -> Benchmark:
     if path.endswith(".csv"):
         return NB201Table(path, str(cfg_get(cfg, "arch_column", "arch")), columns)
     check_trust(cfg)
-    from gmnas_cli.logging import log
 
     log.warning(f"nb201: loading {path} through pickle (benchmark.trust_pickle=true): it can run code; "
                 "only use files from a source you trust")

@@ -14,7 +14,7 @@ import numpy as np
 
 from gmnas_cli.benchmarks.base import Benchmark, cfg_get
 from gmnas_cli.benchmarks.genotype import Cell, parse_genotype
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.infra.errors import ConfigError, StageError
 
 _PREFIX = "NetworkSelectorDatasetInfo_COLON_darts_COLON_"
 # The 34 categorical inputs in the model's order (benchmarks README).

@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class ScoredWeight(str, Enum):
 
 
 class OpBatching(str, Enum):
-    """How GM computes the per-op gradients of one edge (criteria/gm_fast.py, docs/performance.md)."""
+    """How GM computes the per-op gradients of one edge (criteria/gm/fast.py, docs/performance.md)."""
 
     off = "off"  # one suffix pass per op
     vmap = "vmap"  # one torch.func.vmap pass over the ops (any space; the GPU path)
@@ -247,15 +247,15 @@ class CriterionConfig:
     average: GradientAverage = GradientAverage.distance  # official split_supernet / App. B.2: mean of distances
     scored_weight: ScoredWeight = ScoredWeight.one_hot  # official NB201 (DARTS-space presets: softmax)
     augment: bool = True  # official: GM scores augmented training minibatches (next(iter(train_queue)))
-    early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm.py)
+    early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm/criterion.py)
     confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
     early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
-    workers: int = bounded(1, ge=0)  # GM: CPU processes scoring a split's edges in parallel (gm_workers.py); 0: one per usable CPU
-    batched_ops: OpBatching = OpBatching.off  # GM: an edge's ops in one pass (criteria/gm_fast.py); off keeps memory at one pass
+    workers: int = bounded(1, ge=0)  # GM: CPU processes scoring a split's edges in parallel (criteria/gm/workers.py); 0: one per usable CPU
+    batched_ops: OpBatching = OpBatching.off  # GM: an edge's ops in one pass (criteria/gm/fast.py); off keeps memory at one pass
 
 
 class HalvingProtocol(str, Enum):
-    """Successive halving's rungs (gmnas_cli/selection.py)."""
+    """Successive halving's rungs (gmnas_cli/selection/halving.py)."""
 
     official = "official"  # epoch windows of the real retrain runs (public successive_halving.py)
     short_retrain = "short_retrain"  # a short retrain from scratch per rung
@@ -344,7 +344,7 @@ class RankConfig:
 
 @dataclass
 class AnalyzeConfig:
-    """``gmnas analyze`` (gmnas_cli/analysis.py): paper Table 2 / Appendix B.2. K and the epoch counts
+    """``gmnas analyze`` (gmnas_cli/analysis/weight_sharing.py): paper Table 2 / Appendix B.2. K and the epoch counts
     of B.2 are not legible in our copy of the paper: defaults sized for about one GPU hour on NB201."""
 
     archs: int = bounded(10, ge=1)  # K target architectures A (B.2: "repeated for K randomly sampled A")
@@ -355,7 +355,7 @@ class AnalyzeConfig:
 
 @dataclass
 class BenchConfig:
-    """``gmnas bench`` (gmnas_cli/bench.py); defaults keep ``make bench`` under 3 min on 2 CPU cores."""
+    """``gmnas bench`` (gmnas_cli/bench/suite.py); defaults keep ``make bench`` under 3 min on 2 CPU cores."""
 
     batch_size: int = bounded(64, ge=1)
     image_size: int = bounded(32, ge=1)
@@ -373,8 +373,8 @@ class BenchConfig:
     gm_warm_steps: int = bounded(20, ge=0)  # weight steps on the proxy before scoring
     threads: int = bounded(1, ge=0)  # CPU: torch threads while benchmarking (0: keep `threads`); 1 is robust on shared cores
     threads_compare: list[int] = bounded(default_factory=list, ge=1)  # CPU: e.g. [1, 2] times our step with both
-    paths: bool = False  # also time each fast path against its plain twin (bench_paths.py): edge grouping, batched_ops
-    schedule: bool = False  # also time the configured warmup + split + search end to end (bench_schedule.py)
+    paths: bool = False  # also time each fast path against its plain twin (bench/paths.py): edge grouping, batched_ops
+    schedule: bool = False  # also time the configured warmup + split + search end to end (bench/schedule.py)
     schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
 
 
@@ -424,12 +424,12 @@ class Config:
     amp: bool = True  # CUDA only: bf16 autocast
     channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
     quiet: bool = False  # no progress bars
-    logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (tblog.py)
+    logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (infra/tblog.py)
     arch: str = ""  # `gmnas arch`: the architecture string (NB201 string, DARTS genotype, ...)
-    threads: int = bounded(0, ge=0)  # CPU threads for torch (0: the CPUs this process may use, threads.py); bitwise CPU determinism needs the same value
+    threads: int = bounded(0, ge=0)  # CPU threads for torch (0: the CPUs this process may use, infra/threads.py); bitwise CPU determinism needs the same value
     # Shards of each global batch (train/retrain.batch_size) with per-shard BatchNorm statistics and
     # gradients averaged over shards; 0: one per rank (torchrun). Same value => same numbers on any
-    # number of ranks (gmnas_cli/distributed.py, issue 14).
+    # number of ranks (gmnas_cli/infra/distributed.py, issue 14).
     batch_shards: int = bounded(0, ge=0)
 
 

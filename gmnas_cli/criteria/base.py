@@ -10,12 +10,12 @@ import torch
 from omegaconf import ListConfig
 
 from gmnas_cli.config.schema import CriterionConfig
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.registry import Registry
-from gmnas_cli.seeding import generator
+from gmnas_cli.experiment.tree import Node, PartitionTree
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.registry import Registry
+from gmnas_cli.infra.seeding import generator
 from gmnas_cli.spaces import SearchSpace
 from gmnas_cli.training.trainer import SupernetTrainer
-from gmnas_cli.tree import Node, PartitionTree
 
 
 @dataclass
@@ -44,6 +44,10 @@ class SplitContext:
 
     def ops_of(self, edge: str) -> list[str]:
         return self.space.splittable_ops(self.leaf.mask, edge)
+
+    def shared_parameters(self, edge: str) -> list[torch.nn.Parameter]:
+        """The trainable shared weights whose gradients GM compares for ``edge`` (the space decides)."""
+        return [p for p in self.space.shared_parameters(self.trainer.net, edge) if p.requires_grad]
 
 
 class Criterion:
@@ -84,4 +88,4 @@ class Criterion:
         raise NotImplementedError
 
 
-CRITERIA: Registry[type[Criterion]] = Registry("criterion")
+CRITERIA: Registry[type[Criterion]] = Registry("criterion", catalog="gmnas_cli.criteria.catalog")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDecision
-from gmnas_cli.seeding import generator
+from gmnas_cli.infra.seeding import generator
 
 
 def _plain_scores(ctx: SplitContext, edge: str) -> dict:

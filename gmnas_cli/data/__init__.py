@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gmnas_cli.config.schema import DatasetConfig
-from gmnas_cli.data import cifar, digits, imagenet, imagenet16, synthetic  # noqa: F401  (register readers)
 from gmnas_cli.data.base import DATASETS, ImageData, Split
 
 

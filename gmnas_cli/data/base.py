@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gmnas_cli.registry import Registry
+from gmnas_cli.infra.registry import Registry
 
 
 @dataclass
@@ -154,4 +154,4 @@ class Split:
             yield self.normalise(x), self.y[idx]
 
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", catalog="gmnas_cli.data.catalog")

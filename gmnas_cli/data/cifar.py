@@ -20,7 +20,7 @@ import torch
 
 from gmnas_cli.config.schema import DatasetConfig
 from gmnas_cli.data.base import DATASETS, ImageData
-from gmnas_cli.errors import DataError
+from gmnas_cli.infra.errors import DataError
 
 # NAS-Bench-201 (xautodl) normalises CIFAR-10 and CIFAR-100 alike with CIFAR-10's statistics.
 CIFAR_MEAN = tuple(v / 255.0 for v in (125.3, 123.0, 113.9))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits as sk_load
 
 from gmnas_cli.config.schema import DatasetConfig
 from gmnas_cli.data.base import DATASETS, ImageData
@@ -12,7 +13,6 @@ from gmnas_cli.data.base import DATASETS, ImageData
 @DATASETS.register("digits")
 def load_digits(cfg: DatasetConfig) -> ImageData:
     """First 80% (by index, after a fixed shuffle) is training data, the rest the test split."""
-    from sklearn.datasets import load_digits as sk_load
 
     bunch = sk_load()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255

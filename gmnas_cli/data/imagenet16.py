@@ -23,7 +23,7 @@ from gmnas_cli.data.cifar import (
     require_root,
     to_tensors,
 )
-from gmnas_cli.errors import DataError
+from gmnas_cli.infra.errors import DataError
 
 NUM_CLASSES = 120  # ImageNet16-120: the first 120 of the 1,000 ImageNet classes
 TRAIN_FILES = [f"train_data_batch_{i}" for i in range(1, 11)]

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from gmnas_cli.errors import StageError
-from gmnas_cli.io import read_json
+from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.io import read_json
 
 STAGES = ["warmup", "split", "search", "select", "retrain"]
 

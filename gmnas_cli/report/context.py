@@ -7,7 +7,7 @@ from typing import Any
 
 from gmnas_cli.benchmarks import Benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
-from gmnas_cli.errors import ConfigError, StageError
+from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.report.collect import ExperimentRecord, finite, retrain_accuracy
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from gmnas_cli.errors import StageError
+from gmnas_cli.infra.errors import StageError
 from gmnas_cli.report.collect import ExperimentRecord, leaf_count, search_gpu_days, split_count
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.groups import group, labelled, method_label

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from gmnas_cli.io import atomic_write_bytes
+from gmnas_cli.infra.io import atomic_write_bytes
 from gmnas_cli.report.collect import ExperimentRecord
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.groups import group, labelled, method_label

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.io import atomic_write_text
-from gmnas_cli.report.tables import Table
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.io import atomic_write_text
+from gmnas_cli.report.table import Table
 
 FORMATS = ("csv", "md", "tex")
 

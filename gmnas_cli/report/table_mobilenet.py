@@ -10,6 +10,7 @@ from gmnas_cli.report.collect import ExperimentRecord, search_gpu_days
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.groups import group, labelled, method_label
 from gmnas_cli.report.stats import num, pm, summary
+from gmnas_cli.report.table import Table
 
 
 def _value(rec: ExperimentRecord, key: str) -> float | None:
@@ -22,9 +23,8 @@ def _value(rec: ExperimentRecord, key: str) -> float | None:
     return None
 
 
-def table_mobilenet(records: list[ExperimentRecord], ctx: ReportContext) -> Table:  # noqa: F821
+def table_mobilenet(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
     """Architecture | Test Error (%) top-1, top-5 | Params (M) | FLOPs (M) | Search Cost (GPU days) | Seeds."""
-    from gmnas_cli.report.tables import Table
 
     rows, data = [], []
     for g in group(records):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from gmnas_cli.errors import StageError
-from gmnas_cli.logging import log
+from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.logging import log
 from gmnas_cli.report.collect import (
     ExperimentRecord,
     branching,
@@ -30,16 +29,8 @@ from gmnas_cli.report.groups import (
     method_label,
 )
 from gmnas_cli.report.stats import num, pm, summary
-
-
-@dataclass
-class Table:
-    """``display``: formatted strings, rows/columns as in the paper; ``data``: tidy numbers for CSV."""
-
-    name: str
-    title: str
-    display: pd.DataFrame
-    data: pd.DataFrame
+from gmnas_cli.report.table import Table
+from gmnas_cli.report.table_mobilenet import table_mobilenet
 
 
 def _tidy(rows: list[dict[str, Any]], key_cols: list[str], column: str, values: list[float]) -> dict[str, Any]:
@@ -314,8 +305,6 @@ def table_darts(records: list[ExperimentRecord], ctx: ReportContext) -> Table:
                     records, _sources(records, ctx))
     return Table("darts", title, display, pd.DataFrame(data))
 
-
-from gmnas_cli.report.table_mobilenet import table_mobilenet  # noqa: E402  (paper Table 5)
 
 TABLES: dict[str, Callable[[list[ExperimentRecord], ReportContext], Table]] = {
     "criteria": table_criteria,

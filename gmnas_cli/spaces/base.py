@@ -7,6 +7,7 @@ weight zero there and are never computed (``Supernet.forward`` only runs active 
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +16,8 @@ import torch
 from torch import nn
 
 from gmnas_cli.config.schema import SpaceConfig
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.registry import Registry
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.registry import Registry
 
 Mask = dict[str, list[str]]
 Arch = dict[str, str]  # edge name -> chosen op name (only the edges an architecture keeps)
@@ -32,7 +33,7 @@ class _WeightedSum(torch.autograd.Function):
     """
 
     # forward without ctx + setup_context: usable under torch.func (vmap over ops in GM scoring,
-    # gmnas_cli/criteria/gm_fast.py); the vmap rule is generated from these same formulas.
+    # gmnas_cli/criteria/gm/fast.py); the vmap rule is generated from these same formulas.
     generate_vmap_rule = True
 
     @staticmethod
@@ -83,7 +84,7 @@ def _index_tensor(index: tuple[int, ...], device: torch.device) -> torch.Tensor:
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a * b).sum()`` without the product tensor where a flat dot product applies."""
     if torch._C._functorch.is_functorch_wrapped_tensor(a) or torch._C._functorch.is_functorch_wrapped_tensor(b):
-        return (a * b).sum()  # under vmap (gm_fast.py): strides are per slice
+        return (a * b).sum()  # under vmap (criteria/gm/fast.py): strides are per slice
     if a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and a.stride() == b.stride():
         if a.is_contiguous():
             return torch.dot(a.view(-1), b.view(-1))
@@ -171,7 +172,7 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
         ...
 
-    # -- forward in two parts (GM scoring reuses the part before the scored edge: gm_fast.py) --
+    # -- forward in two parts (GM scoring reuses the part before the scored edge: criteria/gm/fast.py) --
     def forward_prefix(self, x: torch.Tensor, weights: torch.Tensor, active: Active,
                        edge: int) -> tuple[torch.Tensor, ...]:
         """The states computed before edge ``edge`` is first used; they do not depend on that
@@ -186,7 +187,7 @@ class Supernet(nn.Module):
 
     def supports_copies(self) -> bool:
         """Whether ``forward_suffix_copies`` exists: GM scores all of an edge's ops in one pass with
-        the copies side by side in the channels (``criterion.batched_ops=channels``, gm_fast.py)."""
+        the copies side by side in the channels (``criterion.batched_ops=channels``, criteria/gm/fast.py)."""
         return False
 
     def forward_suffix_copies(self, states: tuple[torch.Tensor, ...], weights: torch.Tensor, active: Active,
@@ -218,7 +219,6 @@ class SearchSpace(ABC):
 
     def refuse_unused_keys(self) -> None:
         """ConfigError for a space-specific key set away from its default on a space that ignores it."""
-        import dataclasses
 
         defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
                     for f in dataclasses.fields(SpaceConfig) if f.name in self.SPACE_SPECIFIC_KEYS}
@@ -316,7 +316,7 @@ class SearchSpace(ABC):
                                   f"(it has no build_network); use a benchmark lookup or another space")
 
 
-SPACES: Registry[type[SearchSpace]] = Registry("space")
+SPACES: Registry[type[SearchSpace]] = Registry("space", catalog="gmnas_cli.spaces.catalog")
 
 
 def build_space(cfg: SpaceConfig, num_classes: int, in_channels: int, input_size: int | None = None) -> SearchSpace:

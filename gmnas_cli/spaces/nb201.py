@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import (
     SPACES,
     Active,

@@ -2,26 +2,25 @@
 
 Trains, for ``analyze.archs`` targets, each target together with every one-edge partner (RSPS),
 and prints the target's train/valid loss next to a similar (B) and a dissimilar (C) partner's
-gradient similarity, mean over targets. See ``gmnas_cli/analysis.py`` for the procedure.
+gradient similarity, mean over targets. See ``gmnas_cli/analysis/weight_sharing.py`` for the procedure.
 """
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
+from rich.markup import escape
+from rich.table import Table
 
-from gmnas_cli.analysis import analyze, analyze_dir
-from gmnas_cli.logging import console, log
+from gmnas_cli.analysis.weight_sharing import analyze, analyze_dir
+from gmnas_cli.infra.logging import console, log
+from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.report.groups import DATASET_NAMES
 from gmnas_cli.report.stats import pm
-from gmnas_cli.runtime import Runtime
 
 _CASES = {"similar": "A with B (similar gradients)", "dissimilar": "A with C (dissimilar gradients)"}
 
 
 def show(result: dict) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     ds = DATASET_NAMES.get(result["dataset"], result["dataset"])
     title = (f"Weight sharing vs gradient similarity (paper Table 2), mean over {result['archs']} targets. "
              f"Data set: {ds}; metric: cross-entropy of A (train: weights half, valid: held-out half) and "

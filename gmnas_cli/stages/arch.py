@@ -8,8 +8,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gmnas_cli.archinfo import arch_figures
-from gmnas_cli.errors import ConfigError
+from gmnas_cli.analysis.figures import arch_figures
+from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces import build_space
 
 
@@ -25,8 +26,6 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"arch: {err}") from None
     bench = None
     if cfg.benchmark.name != "none":
-        from gmnas_cli.benchmarks import load_benchmark
-
         bench = load_benchmark(cfg.benchmark)  # a missing table fails before the network is built
     try:
         fig = arch_figures(space, arch, cfg.retrain, int(ds.num_classes), int(ds.in_channels), int(ds.image_size))

@@ -1,7 +1,7 @@
 """``gmnas bench``: supernet search-step throughput, GM scoring time and peak memory.
 
 Measures the configured space/algo at ``bench.batch_size`` and ``bench.image_size`` on the
-configured device (see ``gmnas_cli/bench.py`` for exactly what is timed), prints a table, writes
+configured device (see ``gmnas_cli/bench/suite.py`` for exactly what is timed), prints a table, writes
 ``bench.out`` (CSV) and, with ``bench.reference=xautodl``, ends with ``throughput_ratio=<x>``.
 """
 
@@ -12,9 +12,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gmnas_cli.bench import run_bench, write_csv
-from gmnas_cli.logging import log
-from gmnas_cli.runtime import resolve_device
+from gmnas_cli.bench.suite import run_bench, write_csv
+from gmnas_cli.infra.logging import log
+from gmnas_cli.pipeline.runtime import resolve_device
 
 
 def main(cfg: DictConfig) -> None:

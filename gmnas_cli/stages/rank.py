@@ -18,18 +18,23 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from rich.table import Table
 from scipy import stats
 
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.io import load_checkpoint, write_json
-from gmnas_cli.logging import console, log, track
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.seeding import generator
+from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.benchmarks.metrics import dataset_metric
+from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.tree import Node, PartitionTree
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.io import load_checkpoint, write_json
+from gmnas_cli.infra.logging import console, log, track
+from gmnas_cli.infra.seeding import generator
+from gmnas_cli.pipeline.deps import bring_predecessors, missing_predecessors
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer
+from gmnas_cli.report.groups import DATASET_NAMES
 from gmnas_cli.spaces import Arch
-from gmnas_cli.stages.common import build_trainer
-from gmnas_cli.stages.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.training.trainer import SupernetTrainer
-from gmnas_cli.tree import Node, PartitionTree
 
 
 def owner(tree: PartitionTree, arch: Arch) -> Node:
@@ -88,18 +93,15 @@ def held_out_batches(rt: Runtime) -> Callable[[], Iterator]:
 
 
 def rank(cfg: DictConfig) -> dict[str, Any]:
-    from gmnas_cli.benchmarks import load_benchmark
-
     rt = Runtime(cfg)
     exp, space = rt.exp, rt.space
     bench = load_benchmark(cfg.benchmark)
     if bench is None:
         raise ConfigError("rank needs a benchmark: benchmark=nb201 benchmark.path=... (or nb301_surrogate)")
     missing = missing_predecessors(exp, ["search"])
-    if missing and str(getattr(cfg.deps, "value", cfg.deps)) != "never":
+    if missing and option(cfg.deps) != "never":
         bring_predecessors(cfg, exp, "rank", missing)
     exp.require("search", "rank")
-    from gmnas_cli.benchmarks.metrics import dataset_metric
 
     # the searched data set's figure (review item 8): cifar10_test on a CIFAR-100 search -> cifar100_test
     metric = dataset_metric(str(cfg.benchmark.metric or bench.metrics[0]), str(cfg.dataset.name), bench.metrics)
@@ -150,10 +152,6 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 
 
 def show(out: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from gmnas_cli.report.groups import DATASET_NAMES
-
     ds = DATASET_NAMES.get(out.get("dataset", ""), out.get("dataset", "?"))
     pop = f"; top sets of {out['population']} architectures in the space" if out.get("population") else ""
     table = Table(title=f"ranking correlation. Data set: {ds}; metric: {out['estimate']} on "

@@ -7,8 +7,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from gmnas_cli.benchmarks import load_benchmark
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.logging import log
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.logging import log
 from gmnas_cli.report import ofa_tables  # noqa: F401  (registers table=ofa, ofa_splits)
 from gmnas_cli.report.collect import collect
 from gmnas_cli.report.context import ReportContext

@@ -15,22 +15,23 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from gmnas_cli.errors import ConfigError, StageError
-from gmnas_cli.io import read_json, write_json
-from gmnas_cli.logging import log
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import run_stage
+from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.logging import log
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import run_stage
+from gmnas_cli.training.retrain import retrain_from_scratch
 
 
 def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
     """The benchmark's metrics for ``arch_str``; test accuracy from ``benchmark.metric`` (in %)."""
-    from gmnas_cli.benchmarks import load_benchmark
 
     start = time.time()
     bench = load_benchmark(cfg.benchmark)
     if bench is None:
         raise ConfigError("retrain: benchmark.name is set but no benchmark was opened")
-    from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
 
     values = {k: float(v) for k, v in bench.query(arch_str).items()}
     metric = str(cfg.benchmark.metric or "")
@@ -62,8 +63,6 @@ def retrain(rt: Runtime) -> dict:
         result = benchmark_result(cfg, arch_str)
         log.info(f"retrain: benchmark lookup of {arch_str}: {result['benchmark']}")
     else:
-        from gmnas_cli.training.retrain import retrain_from_scratch
-
         try:
             arch = rt.space.str_to_arch(arch_str)
         except ValueError as err:

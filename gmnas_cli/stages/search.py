@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gmnas_cli import distributed
 from gmnas_cli.algorithms import ALGORITHMS
-from gmnas_cli.config.validate import effective_splits
-from gmnas_cli.errors import StageError
-from gmnas_cli.io import load_checkpoint, read_json, write_json
-from gmnas_cli.logging import log
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.seeding import derive_seed, generator
-from gmnas_cli.stages.common import build_trainer, joint_schedule, run_stage, search_schedule_epochs
-from gmnas_cli.tree import Node, PartitionTree
+from gmnas_cli.config.derived import effective_splits, joint_schedule, search_schedule_epochs
+from gmnas_cli.experiment.tree import Node, PartitionTree
+from gmnas_cli.infra import distributed
+from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.io import load_checkpoint, read_json, write_json
+from gmnas_cli.infra.logging import log
+from gmnas_cli.infra.seeding import derive_seed, generator
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer, run_stage
 
 
 def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:

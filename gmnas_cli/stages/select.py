@@ -12,13 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from omegaconf import DictConfig
+from rich.markup import escape
+from rich.table import Table
 
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.io import read_json, write_json
-from gmnas_cli.logging import console
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import run_stage
-from gmnas_cli.tree import PartitionTree
+from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.benchmarks.metrics import dataset_metric
+from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.logging import console
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import run_stage
+from gmnas_cli.report.groups import DATASET_NAMES
+from gmnas_cli.report.render import fold_arch
+from gmnas_cli.selection.halving import successive_halving
 
 
 def candidates(rt: Runtime) -> list[dict[str, Any]]:
@@ -28,7 +36,6 @@ def candidates(rt: Runtime) -> list[dict[str, Any]]:
 
 def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]] | None, list[str]]:
     """Benchmark figures per leaf (``None`` without a benchmark) and the benchmark's metric names."""
-    from gmnas_cli.benchmarks import load_benchmark
 
     bench = load_benchmark(rt.cfg.benchmark)
     if bench is None:
@@ -38,7 +45,7 @@ def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> tuple[dict[int, dict
 
 def select(rt: Runtime) -> dict:
     cfg = rt.cfg
-    crit = str(getattr(cfg.select.criterion, "value", cfg.select.criterion))
+    crit = option(cfg.select.criterion)
     cands = candidates(rt)
     looked_up, metrics = lookup_all(rt, cands) if cfg.benchmark.name != "none" else (None, [])
     evidence: dict[str, Any] = {}
@@ -50,15 +57,12 @@ def select(rt: Runtime) -> dict:
     elif crit == "max":
         if looked_up is None:
             raise ConfigError("select.criterion=max needs a benchmark (benchmark=nb201 benchmark.path=...)")
-        from gmnas_cli.benchmarks.metrics import dataset_metric
 
         # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
         metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
         best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
         evidence["metric"] = metric
     else:
-        from gmnas_cli.selection import successive_halving
-
         best, evidence = successive_halving(rt, cands)
     for c in cands:
         c.pop("alpha", None)
@@ -72,12 +76,6 @@ def select(rt: Runtime) -> dict:
 
 
 def show(selection: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from gmnas_cli.report.groups import DATASET_NAMES
-    from gmnas_cli.report.render import fold_arch
-
     metric = (selection.get("evidence") or {}).get("metric")
 
     ds = str(selection.get("dataset", "?"))

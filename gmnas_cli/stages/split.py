@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gmnas_cli.config.validate import branching_list, effective_splits
+from gmnas_cli.config.derived import branching_list, effective_splits, joint_schedule
 from gmnas_cli.criteria import CRITERIA, SplitContext
-from gmnas_cli.io import load_checkpoint, save_checkpoint
-from gmnas_cli.logging import console, log
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import build_trainer, joint_schedule, run_stage, splitting_schedule_epochs
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra.io import load_checkpoint, save_checkpoint
+from gmnas_cli.infra.logging import console, log
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer, run_stage, splitting_schedule_epochs
 from gmnas_cli.stages.warmup import train_root
-from gmnas_cli.tree import PartitionTree
 
 
 def split(rt: Runtime) -> dict:

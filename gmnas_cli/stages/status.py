@@ -11,10 +11,10 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gmnas_cli.errors import StageError
-from gmnas_cli.experiment import STAGE_ORDER
+from gmnas_cli.experiment.directory import STAGE_ORDER
+from gmnas_cli.infra.errors import StageError
 from gmnas_cli.report.collect import find_experiments
-from gmnas_cli.status import experiment_status
+from gmnas_cli.report.status import experiment_status
 
 
 def _stage_cell(state: dict[str, Any]) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from rich.console import Console
 
-from gmnas_cli.errors import StageError
-from gmnas_cli.experiment import Experiment
-from gmnas_cli.io import read_json
-from gmnas_cli.tree import PartitionTree
+from gmnas_cli.experiment.directory import Experiment
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.io import read_json
 
 
 def main(cfg: DictConfig) -> None:

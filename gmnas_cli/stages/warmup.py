@@ -6,11 +6,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from gmnas_cli.io import checkpoint_exists, write_json
-from gmnas_cli.runtime import Runtime
-from gmnas_cli.stages.common import build_trainer, joint_schedule, run_stage, splitting_schedule_epochs
+from gmnas_cli.config.derived import joint_schedule
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra.io import checkpoint_exists, write_json
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.pipeline.stage import build_trainer, run_stage, splitting_schedule_epochs
 from gmnas_cli.training.trainer import SupernetTrainer
-from gmnas_cli.tree import PartitionTree
 
 
 def warmup(rt: Runtime) -> dict:

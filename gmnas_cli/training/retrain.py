@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmnas_cli import distributed
 from gmnas_cli.data import Split
-from gmnas_cli.errors import ConfigError
-from gmnas_cli.logging import log, progress_bar
-from gmnas_cli.seeding import derive_seed, generator
+from gmnas_cli.infra import distributed
+from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.logging import log, progress_bar
+from gmnas_cli.infra.seeding import derive_seed, generator
 from gmnas_cli.spaces import Arch, SearchSpace
 from gmnas_cli.training.state import Checkpointed
 from gmnas_cli.training.trainer import check_finite, cosine_lr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gmnas_cli.io import atomic_write_text, load_checkpoint, save_checkpoint
+from gmnas_cli.infra.io import atomic_write_text, load_checkpoint, save_checkpoint
 
 
 def format_curve(history: list[dict[str, Any]]) -> str:

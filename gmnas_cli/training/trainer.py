@@ -16,14 +16,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gmnas_cli import distributed
 from gmnas_cli.algorithms.base import Algorithm
 from gmnas_cli.data import Split
-from gmnas_cli.errors import TrainingDiverged
-from gmnas_cli.logging import log, progress_bar
-from gmnas_cli.seeding import derive_seed, generator
+from gmnas_cli.infra import distributed
+from gmnas_cli.infra.errors import TrainingDiverged
+from gmnas_cli.infra.logging import log, progress_bar
+from gmnas_cli.infra.seeding import derive_seed, generator
+from gmnas_cli.infra.tblog import alpha_entropy
 from gmnas_cli.spaces import Supernet
-from gmnas_cli.tblog import alpha_entropy
 from gmnas_cli.training.state import Checkpointed
 
 
@@ -112,7 +112,7 @@ class SupernetTrainer(Checkpointed):
             return loss, logits
 
         self.w_optimizer.zero_grad(set_to_none=True)
-        # data parallel: backward per shard, gradients averaged over shards and ranks (distributed.py)
+        # data parallel: backward per shard, gradients averaged over shards and ranks (infra/distributed.py)
         loss, logits = distributed.shard_backward(forward, batch, self.net, self.w_params)
         self._check(loss, where)  # CUDA: deferred to one host sync every finite_check_every steps
         clip = self.cfg.train.grad_clip
@@ -198,7 +198,7 @@ class SupernetTrainer(Checkpointed):
             self.epoch = epoch + 1
             if ckpt is not None:
                 self.save(ckpt)
-            if self.logger is not None:  # logger=tensorboard (tblog.py); reads values only
+            if self.logger is not None:  # logger=tensorboard (infra/tblog.py); reads values only
                 entropy = (alpha_entropy(self.algo.probabilities(), self.net.mask_tensor)
                            if self.algo.has_arch_params else None)
                 self.logger.epoch(self.tag, record, list(self.algo.space.edges), entropy)

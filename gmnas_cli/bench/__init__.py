@@ -1,0 +1,1 @@
+"""`gmnas bench`: throughput, GM scoring time, fast paths and stage schedules."""

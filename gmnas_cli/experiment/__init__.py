@@ -1,0 +1,1 @@
+"""The experiment directory and its partition tree."""

@@ -1,0 +1,1 @@
+"""Infrastructure: errors, registries, logging, seeding, threads, locks, atomic files, failpoints, ranks."""

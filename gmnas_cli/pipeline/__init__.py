@@ -1,0 +1,1 @@
+"""What runs around every stage: runtime objects, predecessors, identity, config validation."""

@@ -1,0 +1,182 @@
+"""What every stage does around its work: predecessors (run first, ``pipeline/deps.py``), identity
+check, no-op when done."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from gmnas_cli.algorithms import ALGORITHMS, Algorithm, build_algorithm
+from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra import distributed
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.io import remove_stale_temps
+from gmnas_cli.infra.locks import shared
+from gmnas_cli.infra.logging import log
+from gmnas_cli.infra.seeding import derive_seed, generator, seed_everything
+from gmnas_cli.infra.tblog import check_logger
+from gmnas_cli.pipeline.deps import bring_predecessors, missing_predecessors
+from gmnas_cli.pipeline.runtime import Runtime
+from gmnas_cli.spaces import Mask, Supernet
+from gmnas_cli.training.trainer import SupernetTrainer
+
+# Artefacts a forced rerun of a stage discards (relative to the experiment root).
+STAGE_ARTEFACTS = {
+    "warmup": ["tree.json", "nodes", "search", "selection.json", "select_sh", "retrain"],
+    "split": ["search", "selection.json", "select_sh", "retrain"],
+    "search": ["search", "selection.json", "select_sh", "retrain"],
+    "select": ["selection.json", "select_sh", "retrain"],
+    "retrain": ["retrain"],
+}
+
+
+def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None],
+              requires: list[str] = ()) -> Runtime:
+    """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
+    rt = Runtime(cfg)
+    exp = rt.exp
+    refuse_discard_in_leaf_sweep(cfg, stage)
+    missing = missing_predecessors(exp, list(requires))
+    if missing and option(cfg.deps) == "never":
+        exp.require(missing[0], stage)
+    if missing:  # like make: run them first; bad input fails before any of them writes a file
+        exp.check_identity(stage)
+        preflight(rt, stage)
+        if stage not in _DATA_STAGES:  # its predecessors read the data set (the first lock writes a file)
+            _ = Runtime(cfg).data  # loaded and dropped: the predecessors load their own
+        bring_predecessors(cfg, exp, stage, missing)
+    for pred in requires:
+        exp.require(pred, stage)
+    if exp.is_done(stage) and not cfg.force:
+        exp.check_identity(stage)
+        log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
+        return rt
+    exp.check_identity(stage)
+    resume = option(cfg.resume)
+    preflight(rt, stage, discarding=bool(cfg.force) or resume == "never")
+    if cfg.force or resume == "never":
+        if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
+            raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+        with distributed.one_writer() as write:  # data parallel: rank 0 deletes
+            if write:
+                exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
+                discard(exp.root, stage)
+    with distributed.one_writer() as write:
+        if write:
+            exp.root.mkdir(parents=True, exist_ok=True)
+            for p in remove_stale_temps(cleanup_root(rt, stage)):
+                log.info(f"{stage}: removed {p}, a temporary file left by an interrupted run")
+    exp.snapshot_config(stage)
+    seed_everything(int(cfg.seed))
+    start = time.time()
+    with shared(exp.root, stage):  # held while running: `gmnas status` tells running from interrupted
+        info = body(rt) or {}
+    if info.get("incomplete"):
+        return rt
+    exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
+    log.info(f"{stage}: complete ({time.time() - start:.1f}s) in {exp.root}")
+    return rt
+
+
+def in_multirun() -> bool:
+    """This job is one of a Hydra sweep (``-m``: joblib, submitit...)."""
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def refuse_discard_in_leaf_sweep(cfg: DictConfig, stage: str) -> None:
+    """``force``/``resume=never`` in ``-m leaf=...`` would make every leaf job discard the whole
+    stage, its siblings' work included (notes/scale-out-facts.md 7.2): refused before any write."""
+    resume = option(cfg.resume)
+    if cfg.leaf is not None and (cfg.force or resume == "never") and in_multirun():
+        key = "force=true" if cfg.force else "resume=never"
+        raise ConfigError(f"{stage}: {key} in a leaf sweep (-m leaf=...) would delete the other leaves' "
+                          f"work; rerun without -m (gmnas {stage} {key}), then sweep the leaves")
+
+
+def cleanup_root(rt: Runtime, stage: str) -> Path:
+    """Where a stage may remove stale temporary files: a leaf job only in its own leaf's folder
+    (siblings run beside it, possibly on other hosts), any other job in the experiment."""
+    if stage == "search" and rt.cfg.leaf is not None and rt.exp.tree_path.exists():
+        return rt.exp.search_dir(PartitionTree.load(rt.exp.tree_path).leaf(int(rt.cfg.leaf)).id)
+    return rt.exp.root
+
+
+# Stages that read the data set: a missing data set fails before anything is written.
+_DATA_STAGES = ("warmup", "split", "search")
+
+
+def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
+    """Everything bad input can break, checked before the stage writes anything: the device, the
+    data set, the benchmark's path, and the partition tree (unless a forced warmup replaces it)."""
+    _ = rt.device
+    check_logger(str(rt.cfg.logger))
+    if stage in _DATA_STAGES:
+        _ = rt.data
+    bench = rt.cfg.benchmark
+    if stage in ("select", "retrain") and bench.name != "none" and bench.path and not Path(bench.path).exists():
+        raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
+    if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
+        tree = PartitionTree.load(rt.exp.tree_path)
+        if stage == "search" and rt.cfg.leaf is not None:
+            tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
+
+
+def _has_artefacts(root: Path, stage: str) -> bool:
+    if stage == "split" and (root / "nodes").exists():
+        if any(d.name != "0" for d in (root / "nodes").iterdir()) or any(root.glob("nodes/0/gm_progress*")):
+            return True
+    return any((root / rel).exists() for rel in STAGE_ARTEFACTS.get(stage, []))
+
+
+def discard(root: Path, stage: str) -> None:
+    """Remove a stage's artefacts (and its successors') before a forced rerun."""
+    for rel in STAGE_ARTEFACTS.get(stage, []):
+        p = root / rel
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    if stage == "split" and (root / "nodes").exists():
+        # GM progress, then the tree back to its root, then the children: any prefix resumes cleanly.
+        for f in root.glob("nodes/0/gm_progress*.json"):
+            f.unlink()
+        if (root / "tree.json").exists():
+            tree = PartitionTree.load(root / "tree.json")
+            tree.nodes[0].split = None
+            PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta).save(root / "tree.json")
+        for d in (root / "nodes").iterdir():
+            if d.name != "0":
+                shutil.rmtree(d)
+
+
+def build_trainer(rt: Runtime, mask: Mask, tag: str, init: str | int = "root") -> SupernetTrainer:
+    """A supernet for ``mask`` with seeded initial weights and alpha, its algorithm and trainer.
+
+    ``init``: "root" (the root supernet; checkpoints loaded afterwards replace it), or a leaf id:
+    a restarted leaf draws its own initialisation, as the official code builds a new model per
+    leaf (``get_new_model()``); alpha starts at 1e-3 * N(0, 1) (DARTS, official GM-NAS).
+    """
+    seed = int(rt.cfg.seed)
+    torch.manual_seed(derive_seed(seed, "init") if init == "root" else derive_seed(seed, "init", init))
+    net: Supernet = rt.space.build_supernet(mask).to(rt.device)
+    if rt.cfg.channels_last:  # CPU and CUDA (docs/performance.md)
+        net = net.to(memory_format=torch.channels_last)
+    algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)
+    algo.init_alpha(generator(seed, "alpha", init))
+    trainer = SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, tag)
+    trainer.logger = rt.logger
+    return trainer
+
+
+def splitting_schedule_epochs(cfg: DictConfig) -> int:
+    """The configured algorithm's split-phase schedule length (``Algorithm.splitting_schedule_epochs``)."""
+    return ALGORITHMS[cfg.algo.name].splitting_schedule_epochs(cfg)

@@ -1,0 +1,1 @@
+"""Leaf selection beyond a plain sort: successive halving (paper Appendix C)."""
