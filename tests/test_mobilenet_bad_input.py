@@ -41,7 +41,7 @@ def test_bad_settings(tmp_path: Path, folder: Path, overrides: list[str], messag
 
 
 def test_proxyless_needs_the_mobilenet_space(tmp_path: Path) -> None:
-    assert "algo=proxyless needs space=mobilenet" in fails(tmp_path, "experiment=smoke", "algo=proxyless", base=[])
+    assert "algo=proxyless cannot search space=nb201" in fails(tmp_path, "experiment=smoke", "algo=proxyless", base=[])
 
 
 @pytest.mark.parametrize("override, message", [

@@ -216,8 +216,8 @@ def test_bad_ofa_input_is_one_line_exit_2_nothing_written(tmp_path: Path, overri
 
 def test_ofa_space_needs_algo_ofa(tmp_path: Path) -> None:
     code, err = run_inproc("warmup", "experiment=smoke", "space=ofa_mbv3", "algo=darts", f"out_dir={tmp_path / 'o'}")
-    assert code == 2 and error_lines(err) == ["gmnas warmup: error: space=ofa_mbv3 is trained by algo=ofa "
-                                              "(progressive shrinking), not algo=darts"], err
+    assert code == 2 and error_lines(err) == ["gmnas warmup: error: algo=darts cannot search space=ofa_mbv3; "
+                                              "algorithms for this space: ofa"], err
     assert not (tmp_path / "o").exists()
 
 

@@ -29,6 +29,8 @@ class Algorithm:
 
     name = "base"
     has_arch_params = True
+    # The spaces this algorithm can search (None: every space that accepts it, ``SearchSpace.algorithms``).
+    spaces: tuple[str, ...] | None = None
 
     def __init__(self, cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> None:
         self.cfg = cfg

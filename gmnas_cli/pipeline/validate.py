@@ -19,6 +19,13 @@ from gmnas_cli.selection.halving import check_selection
 from gmnas_cli.spaces import SPACES, build_space
 
 
+def compatible(space: str, algo: str) -> bool:
+    """Whether ``algo=algo`` can search ``space=space``: each side's declared list allows the other
+    (``Algorithm.spaces``, ``SearchSpace.algorithms``; None allows any)."""
+    allowed_spaces, allowed_algos = ALGORITHMS[algo].spaces, SPACES[space].algorithms
+    return (allowed_spaces is None or space in allowed_spaces) and (allowed_algos is None or algo in allowed_algos)
+
+
 def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
     """Keys of ``node`` that its dataclass schema lacks (Hydra's ``+key=value`` can add them)."""
     fields = {f.name for f in dataclasses.fields(schema)}
@@ -62,15 +69,15 @@ def validate(cfg: DictConfig, command: str) -> None:
     if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
     _refuse_unread_keys(cfg)
+    if not compatible(cfg.space.name, cfg.algo.name):
+        raise ConfigError(f"algo={cfg.algo.name} cannot search space={cfg.space.name}; algorithms for this space: "
+                          f"{', '.join(a for a in ALGORITHMS.names() if compatible(cfg.space.name, a))}")
     check = getattr(ALGORITHMS[cfg.algo.name], "check_config", None)
     if check is not None:  # settings of one algorithm that bounds cannot express (e.g. OFA's FLOPs window)
         check(cfg)
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
         raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")
     space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels, cfg.dataset.image_size)
-    space_check = getattr(space, "check_config", None)
-    if space_check is not None:  # a space that only some algorithms can train (ofa_mbv3: algo=ofa)
-        space_check(cfg)
     batching = option(cfg.criterion.batched_ops)
     if batching == "channels" and not space.op_copies:
         raise ConfigError(f"criterion.batched_ops=channels: space {cfg.space.name} has no copies-side-by-side "

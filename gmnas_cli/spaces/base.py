@@ -202,6 +202,8 @@ class SearchSpace(ABC):
     name: str = ""
     input_size: int = 224  # input resolution (dataset.image_size) for cost models such as MAC counts
     op_copies: bool = False  # its supernets have forward_suffix_copies (criterion.batched_ops=channels)
+    # The algorithms that can train its supernets (None: every algorithm that accepts it, ``Algorithm.spaces``).
+    algorithms: tuple[str, ...] | None = None
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.cfg = cfg

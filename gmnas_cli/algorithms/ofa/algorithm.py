@@ -48,6 +48,7 @@ class Ofa(Algorithm):
 
     name = "ofa"
     has_arch_params = False
+    spaces = ("ofa_mbv3",)  # progressive shrinking needs the elastic network
 
     def __init__(self, cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> None:
         if not isinstance(space, OfaSpace):
@@ -77,8 +78,6 @@ class Ofa(Algorithm):
         if str(a.leaf_start) == "continue" and int(a.kernel_epochs) < split_epochs:
             raise ConfigError(f"algo.kernel_epochs={a.kernel_epochs} is shorter than the split phase it contains "
                               f"(warmup_epochs x splits = {split_epochs}); raise it or use algo.leaf_start=full")
-        if cfg.space.name != "ofa_mbv3":
-            raise ConfigError(f"algo=ofa needs space=ofa_mbv3 (got space={cfg.space.name})")
 
     @classmethod
     def splitting_schedule_epochs(cls, cfg: DictConfig) -> int:

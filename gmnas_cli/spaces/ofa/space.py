@@ -87,6 +87,7 @@ class OfaSpace(SearchSpace):
     """Elastic MobileNetV3 (module docstring)."""
 
     name = "ofa_mbv3"
+    algorithms = ("ofa",)  # the elastic network has no relaxed or weighted form: progressive shrinking
     uses_keys = ("width_mult", "stages")  # space-specific keys it reads (SearchSpace.refuse_unused_keys)
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
@@ -110,11 +111,6 @@ class OfaSpace(SearchSpace):
             raise ConfigError(f"space.head_widths={head}: expected [final expand, feature mix] (OFA: [960, 1280])")
         self.final_width = make_divisible(int(head[0]) * wm)
         self.mix_width = make_divisible(int(head[1]) * wm)
-
-    def check_config(self, cfg: Any) -> None:
-        """The elastic network has no relaxed or weighted form: only ``algo=ofa`` trains it."""
-        if cfg.algo.name != "ofa":
-            raise ConfigError(f"space=ofa_mbv3 is trained by algo=ofa (progressive shrinking), not algo={cfg.algo.name}")
 
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
