@@ -1,5 +1,5 @@
 """`gmnas <cmd> --help`: every option of every config group on one line with its description, and
-every config section's keys (that no key is read by nothing: tests/test_plugin_keys.py)."""
+every config section's keys (that every key is read by some code: tests/test_plugin_keys.py)."""
 
 from __future__ import annotations
 
