@@ -9,6 +9,7 @@ import pytest
 
 from tests._reliability import error_lines, run_inproc
 from tests.conftest import DARTS_V2, SHARED
+from tests.test_mobilenet import RELEASED
 
 NB201_BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 NATS = SHARED / "nb201" / "nats_bench_test_acc.csv"
@@ -77,3 +78,45 @@ def test_bad_strings_name_the_first_bad_token(capsys, space, arch, message):
     lines = error_lines(err)
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("gmnas arch: error: arch: not a ") and message in lines[0], lines[0]
+
+
+def rows(capsys, *args: str) -> tuple[dict[str, float], str]:
+    """(the figures line, the printed table) of a successful ``gmnas arch``."""
+    capsys.readouterr()
+    code, err = run_inproc("arch", *args)
+    assert code == 0, err
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    return {k: float(v) for k, v in (item.split("=") for item in last.split())}, out
+
+
+def test_mobilenet_without_a_dataset_uses_imagenet_input(capsys):
+    """The released GM + ProxylessNAS network (docs/mobilenet.md): 529.7 M MACs, 4.895 M parameters
+    at the space's natural input (224 px, 3 channels, 1000 classes), with no dataset= given."""
+    got, out = rows(capsys, "space=mobilenet", f"arch={RELEASED}")
+    assert round(got["macs_m"], 1) == 529.7 and round(got["params_m"], 3) == 4.895
+    assert "3x224x224" in out and "ProxylessNAS MobileNet" in out and "C=36" not in out
+
+
+def test_a_named_dataset_replaces_the_natural_input(capsys):
+    got, out = rows(capsys, "space=mobilenet", "dataset=cifar10", f"arch={RELEASED}")
+    assert "3x32x32" in out and "dataset=cifar10" in out
+    assert got["params_m"] < 4.895  # 10 classes instead of 1000
+
+
+def test_ofa_mbv3_needs_no_algo_and_names_its_network(capsys):
+    """OFA's largest w1.2 subnet: 843.10 M MACs at 224 px (the supernet bound, tests/test_ofa.py)."""
+    largest = " | ".join(["k7e6 k7e6 k7e6 k7e6"] * 5)
+    got, out = rows(capsys, "space=ofa_mbv3", f"arch={largest}")
+    assert round(got["macs_m"], 2) == 843.10
+    assert "OFA MobileNetV3" in out and "C=36" not in out
+
+
+def test_darts_network_row_names_darts_network(capsys):
+    _, out = rows(capsys, "space=darts", "dataset=cifar10", f"arch={DARTS_V2}")
+    assert "DARTS NetworkCIFAR: C=36, 20 cells" in out
+
+
+def test_nb201_network_row_names_the_cell_network(capsys):
+    _, out = rows(capsys, "space=nb201", f"arch={NB201_BEST}")
+    assert "NAS-Bench-201 network" in out and "3x32x32" in out

@@ -25,12 +25,19 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Algorithm:
-    """Defaults: continuous relaxation (masked softmax of alpha) and no architecture step."""
+    """Defaults: continuous relaxation (masked softmax of alpha) and no architecture step.
+
+    The pipeline asks an algorithm only through the attributes and methods declared here (docs/design.md,
+    "The plugin contract"); each says when it is asked and what the default is.
+    """
 
     name = "base"
-    has_arch_params = True
+    label = ""  # ``gmnas report``: the name of its rows (paper tables), e.g. "DARTS"; "": the name in capitals
+    has_arch_params = True  # False: no alpha to train or save (RSPS, OFA); the search trains weights only
     # The spaces this algorithm can search (None: every space that accepts it, ``SearchSpace.algorithms``).
     spaces: tuple[str, ...] | None = None
+    # The current sampling temperature, recorded with each epoch (``curve.csv``); None: no temperature.
+    tau: float | None = None
 
     def __init__(self, cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> None:
         self.cfg = cfg
@@ -103,7 +110,31 @@ class Algorithm:
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
-        """Algorithm-specific checks of the composed config, before anything is written."""
+        """Algorithm-specific checks of the composed config, called by ``pipeline/validate.py`` at start-up,
+        before anything is written. Default: none."""
+
+    @classmethod
+    def experiment_label(cls, cfg: Any) -> str:
+        """The algorithm's part of a default experiment name (``ExperimentDir``, when ``name=`` is empty)."""
+        return str(cfg.algo.name)
+
+    @classmethod
+    def report_label(cls, get: Callable[[str, Any], Any], always_variant: bool = False) -> str:
+        """The row name in ``gmnas report`` tables for an experiment whose flattened config ``get`` reads
+        (``get("algo.order", 1)``); ``always_variant``: name the variant even where it is the default."""
+        return cls.label or cls.name.upper()
+
+    @classmethod
+    def search_leaf(cls, rt: Any, tree: Any, leaf: Any) -> dict | None:
+        """``gmnas search`` on one leaf, for algorithms with a leaf pipeline of their own (OFA: progressive
+        shrinking, then evolution); returns the leaf's result. Default None: the stage's own search
+        (``search_epochs`` of ``fit``, then ``derive``)."""
+        return None
+
+    def derive_batch_size(self, train_batch_size: int) -> int:
+        """Minibatch size of the architecture-half batches ``derive`` reads; asked by ``gmnas search``
+        before each leaf's derivation. Default: ``train.batch_size``."""
+        return train_batch_size
 
     @classmethod
     def splitting_schedule_epochs(cls, cfg: Any) -> int:

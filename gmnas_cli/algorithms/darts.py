@@ -6,6 +6,9 @@ variant (unrolled model, finite-difference Hessian-vector product) is ``DartsSec
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from gmnas_cli.algorithms.base import ALGORITHMS, Algorithm, Batch, LossFn, forward_loss
@@ -13,9 +16,24 @@ from gmnas_cli.algorithms.darts2 import second_order_step
 from gmnas_cli.infra.distributed import shard_grads
 
 
-@ALGORITHMS.register("darts")
+@ALGORITHMS.register("darts", keys=("order", "unrolled_eps", "unrolled_step"))
 class Darts(Algorithm):
     name = "darts"
+    label = "DARTS"
+    names_order = True  # ``algo.order`` is part of its experiment name and report label (paper Table 4)
+
+    @classmethod
+    def experiment_label(cls, cfg: Any) -> str:
+        """``darts``, or ``darts2`` for the second-order variant."""
+        return str(cfg.algo.name) + ("2" if cls.names_order and int(cfg.algo.order) == 2 else "")
+
+    @classmethod
+    def report_label(cls, get: Callable[[str, Any], Any], always_variant: bool = False) -> str:
+        """``DARTS``, ``DARTS (2nd)``; with ``always_variant`` also ``DARTS (1st)`` (paper Table 4)."""
+        second = get("algo.order", 1) == 2
+        if not cls.names_order or not (always_variant or second):
+            return cls.label
+        return f"{cls.label} (2nd)" if second else f"{cls.label} (1st)"
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, loss_fn: LossFn,
                   w_optimizer: torch.optim.Optimizer, gen: torch.Generator) -> torch.Tensor | float | None:

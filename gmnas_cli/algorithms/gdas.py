@@ -17,11 +17,12 @@ from gmnas_cli.algorithms.snas import Snas, gumbel_noise, linear_tau
 from gmnas_cli.spaces.base import Active
 
 
-@ALGORITHMS.register("gdas")
+@ALGORITHMS.register("gdas", keys=("order", "tau_max", "tau_min"))
 class Gdas(Snas):
     """Gumbel-max one-hot paths with straight-through gradients; alpha by Adam."""
 
     name = "gdas"
+    label = "GDAS"
 
     def tau_at(self, epoch: int, total_epochs: int) -> float:
         """AutoDL GDAS: tau_max - (tau_max - tau_min) e / (T - 1)."""

@@ -33,9 +33,11 @@ from gmnas_cli.spaces.base import Active, Arch, SearchSpace, Supernet
 from gmnas_cli.spaces.mobilenet.space import Gated
 
 
-@ALGORITHMS.register("proxyless")
+@ALGORITHMS.register("proxyless", keys=("target", "target_ref", "reg_form", "reg_alpha", "reg_beta", "reg_lambda",
+                                           "latency_table"))
 class Proxyless(Algorithm):
     name = "proxyless"
+    label = "ProxylessNAS"
     spaces = ("mobilenet",)  # binary gates over MBConv blocks with analytic per-op MACs
 
     def __init__(self, cfg: Any, space: SearchSpace, net: Supernet) -> None:

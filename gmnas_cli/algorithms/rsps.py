@@ -57,12 +57,17 @@ def mask_can_connect(mask: Mask) -> bool:
     return reaches_output({e: any(op != "none" for op in ops) for e, ops in mask.items()})
 
 
-@ALGORITHMS.register("rsps")
+@ALGORITHMS.register("rsps", keys=("eval_archs", "eval_batches", "eval_batch_size"))
 class Rsps(Algorithm):
     """Uniform single-path training inside the mask; derivation by sampled validation scores."""
 
     name = "rsps"
+    label = "RSPS"
     has_arch_params = False
+
+    def derive_batch_size(self, train_batch_size: int) -> int:
+        """``algo.eval_batch_size`` (0: ``train.batch_size``, the official valid_queue)."""
+        return int(self.cfg.eval_batch_size) or train_batch_size
 
     def sample_path(self, gen: torch.Generator) -> Arch:
         """A uniformly random connected single path inside the mask (any path if none can be)."""

@@ -41,11 +41,13 @@ def linear_tau(tau_max: float, tau_min: float, epoch: int, total: int) -> float:
     return tau_max - (tau_max - tau_min) * min(epoch, total - 1) / (total - 1)
 
 
-@ALGORITHMS.register("snas")
+@ALGORITHMS.register("snas", keys=("order", "tau_max", "tau_min"))
 class Snas(Darts):
     """Relaxed Gumbel-softmax samples over the enabled ops; alpha by Adam (first order)."""
 
     name = "snas"
+    label = "SNAS"
+    names_order = False  # first order only
 
     def __init__(self, cfg: AlgoConfig, space: SearchSpace, net: Supernet) -> None:
         if int(cfg.order) != 1:

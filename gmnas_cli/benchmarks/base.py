@@ -26,6 +26,11 @@ class Benchmark(ABC):
     def query(self, arch: Any) -> dict[str, float]:
         """Figures of one architecture; raises ``StageError`` if it is unknown."""
 
+    def ranked(self, metric: str) -> list[tuple[str, float]] | None:
+        """Every architecture, best first by ``metric``; asked by ``gmnas rank`` for its top-k rows.
+        Default None: not a full table (surrogates), only the sampled row is reported."""
+        return None
+
     def best(self, metric: str) -> tuple[str, float]:
         """The architecture with the highest ``metric`` and its value (only for exhaustive tables)."""
         raise StageError(f"{self.name}: best() is not available for this benchmark (not a full table)")

@@ -1,6 +1,7 @@
 """Values derived from the composed config that several layers need: the effective number of
 splits, one branching factor per split, the lengths of the lr/temperature schedules, and the plain
-string of an enum option. Imports no registry, so any module may use it.
+string of an enum option. Imports no plugin module (a plugin's declared answer, such as whether a
+criterion splits, is asked through ``Registry.of``), so any module may use it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 from omegaconf import ListConfig
 
 from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.registry import Registry
 
 
 def option(value: Any) -> str:
@@ -23,8 +25,15 @@ def effective_splits(cfg: Any) -> int:
 
 
 def splits_enabled(cfg: Any) -> bool:
-    """Whether the configured criterion splits at all (One-Shot's ``none`` does not)."""
-    return str(cfg.criterion.name) != "none"
+    """Whether the configured criterion splits at all (``Criterion.splits``; One-Shot's does not)."""
+    return criterion_splits(str(cfg.criterion.name))
+
+
+def criterion_splits(name: str) -> bool:
+    """``Criterion.splits`` of option ``name``, asked through the registry (this module imports none);
+    a name no longer registered (an old experiment's record) splits."""
+    registry = Registry.of("criterion")
+    return bool(registry[name].splits) if name in registry else True
 
 
 def branching_list(cfg: Any) -> list[int]:

@@ -117,10 +117,10 @@ class SpaceConfig:
     nodes: int = bounded(4, ge=1)  # intermediate nodes per cell
     unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT, hint=IDENT_HINT)  # DARTS: ["none"] (DESIGN.md)
     split_cells: list[str] = bounded(default_factory=lambda: ["normal"], choices=["normal", "reduce"], min_len=1)  # DARTS: normal cells only
-    # mobilenet (and ofa_mbv3: width_mult, stages) only, refused on other spaces; ProxylessNAS widths (facts 1a)
+    # Keys of one or two spaces (declared where each registers, e.g. ``SPACES.register("mobilenet", keys=...)``);
+    # refused on a run of another space. mobilenet: ProxylessNAS widths; ofa_mbv3: width_mult, stages, expand_ratios.
     width_mult: float = bounded(1.0, gt=0)  # every width -> make_divisible(w * width_mult, 8)
-    expand_ratios: list[int] = bounded(default_factory=list, ge=1)
-    kernel_sizes: list[int] = bounded(default_factory=list, ge=1)
+    expand_ratios: list[int] = bounded(default_factory=list, ge=1)  # ofa_mbv3: elastic expand ratios (OFA [3, 4, 6])
     stages: list[Any] = field(default_factory=list)  # mobilenet: [width, blocks, stride] per stage
     stem_width: int = bounded(32, ge=1)  # mobilenet: first 3x3 stride-2 conv
     first_block_width: int = bounded(16, ge=1)  # mobilenet: the fixed 3x3_MBConv1 block

@@ -51,10 +51,27 @@ class SplitContext:
 
 
 class Criterion:
-    """Base: edge choice by ``criterion.edge_selection`` and op groups by ``groups_for``."""
+    """Base: edge choice by ``criterion.edge_selection`` and op groups by ``decide``.
+
+    The pipeline asks a criterion only through the attributes and methods declared here (docs/design.md,
+    "The plugin contract"); each says when it is asked and what the default is.
+    """
 
     name = "base"
-    scores_edges = False  # True: can rank edges by cut cost
+    scores_edges = False  # True: can rank edges by cut cost (``criterion.edge_selection=cut_cost``)
+    # Whether it splits at all: False (One-Shot) makes every run's effective ``splits`` 0
+    # (``config/derived.py`` effective_splits, read wherever a schedule or the tree depth is derived).
+    splits = True
+    # Whether ``branching`` sets its number of children per split (validated: 2 <= b <= ops of an edge);
+    # False: the criterion decides (Few-Shot: one child per op).
+    uses_branching = True
+    label = ""  # ``gmnas report``: the "Split Criterion" column, e.g. "Gradient (GM)"; "": the name
+    method_prefix = ""  # ``gmnas report``: the prefix of its method rows ("GM" + DARTS); "": the base algorithm alone
+
+    @classmethod
+    def check_config(cls, cfg: Any, branching: list[int], n_ops: int) -> None:
+        """Criterion-specific checks of the composed config, called by ``pipeline/validate.py`` at start-up
+        with the branching factor of each split and the fewest splittable ops of an edge. Default: none."""
 
     def __init__(self, cfg: CriterionConfig) -> None:
         self.cfg = cfg

@@ -23,6 +23,9 @@ class Exhaustive(Criterion):
     """Few-Shot NAS (Zhao et al. 2021): one child per enabled op of a random (or given) edge."""
 
     name = "exhaustive"
+    label = "Exhaustive"
+    method_prefix = "Few Shot"
+    uses_branching = False  # one child per op
 
     def decide(self, ctx: SplitContext) -> SplitDecision:
         edge = _edge(self, ctx)
@@ -34,6 +37,8 @@ class RandomPartition(Criterion):
     """Random balanced groups (paper Table 1 baseline), reproducible from the seed."""
 
     name = "random"
+    label = "Random"
+    method_prefix = "Random"
 
     def decide(self, ctx: SplitContext) -> SplitDecision:
         edge = _edge(self, ctx)
@@ -50,6 +55,8 @@ class OneShot(Criterion):
     """One-Shot NAS: never splits (``splits`` is treated as 0)."""
 
     name = "none"
+    label = "None (one-shot)"
+    splits = False
 
     def __init__(self, cfg) -> None:  # edge selection is irrelevant
         self.cfg = cfg

@@ -28,6 +28,7 @@ from gmnas_cli.config.schema import NAME, NAME_HINT
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import atomic_write_text, read_json, write_json
+from gmnas_cli.infra.registry import Registry
 
 # Keys that do not change what an experiment computes (excluded from its identity).
 # `amp` is not volatile: bf16 autocast changes what a CUDA run computes (fidelity review item 5).
@@ -46,8 +47,10 @@ _OWN_ARTEFACTS = {"warmup": ["nodes/0/ckpt.pt", "nodes/0/ckpt.pt.prev"],
 
 def default_name(cfg: DictConfig) -> str:
     """Readable default name: space-algo-criterion-dataset-seed."""
-    algo = cfg.algo.name + ("2" if cfg.algo.name == "darts" and cfg.algo.order == 2 else "")
-    space = cfg.space.name + ("4" if cfg.space.name == "nb201" and "none" not in cfg.space.ops else "")
+    # The plugins' own labels (``SearchSpace.experiment_label``, ``Algorithm.experiment_label``), asked
+    # through the registries by kind: this layer lies below the plugins.
+    space = Registry.of("space")[str(cfg.space.name)].experiment_label(cfg)
+    algo = Registry.of("algo")[str(cfg.algo.name)].experiment_label(cfg)
     return f"{space}-{algo}-{cfg.criterion.name}-{cfg.dataset.name}-s{cfg.seed}"
 
 

@@ -14,6 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import ALGORITHMS, Algorithm, build_algorithm
+from gmnas_cli.benchmarks import benchmark_enabled
 from gmnas_cli.config.derived import option
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra import distributed
@@ -122,7 +123,7 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     if stage in _DATA_STAGES:
         _ = rt.data
     bench = rt.cfg.benchmark
-    if stage in ("select", "retrain") and bench.name != "none" and bench.path and not Path(bench.path).exists():
+    if stage in ("select", "retrain") and benchmark_enabled(bench) and bench.path and not Path(bench.path).exists():
         raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
     if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
         tree = PartitionTree.load(rt.exp.tree_path)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gmnas_cli.algorithms import ALGORITHMS
-from gmnas_cli.benchmarks.nb201 import check_trust
+from gmnas_cli.benchmarks import check_benchmark
 from gmnas_cli.config.bounds import check_bounds, check_rules
 from gmnas_cli.config.derived import branching_list, effective_splits, option
-from gmnas_cli.config.schema import Config
+from gmnas_cli.config.schema import AlgoConfig, Config, CriterionConfig, DatasetConfig, SpaceConfig
 from gmnas_cli.criteria import CRITERIA
 from gmnas_cli.data import DATASETS
 from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.registry import Registry
 from gmnas_cli.selection.halving import check_selection
 from gmnas_cli.spaces import SPACES, build_space
 
@@ -39,6 +41,35 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[tuple
     return found
 
 
+# The plugin config groups: a key declared by some options of a group (``Registry.register(name,
+# keys=...)``) belongs to them; set on a run of another option it is refused.
+PLUGIN_GROUPS: tuple[tuple[str, Registry, type], ...] = (
+    ("space", SPACES, SpaceConfig), ("algo", ALGORITHMS, AlgoConfig),
+    ("criterion", CRITERIA, CriterionConfig), ("dataset", DATASETS, DatasetConfig))
+
+
+def schema_default(schema: type, key: str) -> Any:
+    """The default of ``schema``'s field ``key`` as plain Python (a nested dataclass as a dict)."""
+    f = next(f for f in dataclasses.fields(schema) if f.name == key)
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def refuse_foreign_keys(cfg: DictConfig) -> None:
+    """ConfigError for the first key of a plugin the run did not choose that is set away from its default:
+    ``space.depths is a key of space=ofa_mbv3; this run uses space=nb201``."""
+    for group, registry, schema in PLUGIN_GROUPS:
+        chosen = str(cfg[group].name)
+        for key, owners in registry.owners().items():
+            if chosen in owners or key not in cfg[group]:
+                continue
+            value = cfg[group][key]
+            plain = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+            if plain != schema_default(schema, key):
+                raise ConfigError(f"{group}.{key} is a key of {', '.join(f'{group}={o}' for o in owners)}; "
+                                  f"this run uses {group}={chosen}")
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Raise ConfigError naming the key and value of the first impossible setting."""
 
@@ -52,29 +83,18 @@ def validate(cfg: DictConfig, command: str) -> None:
     if command in ("select", "run"):
         check_selection(cfg)  # successive halving's epoch windows fit in retrain.epochs
 
-    if cfg.benchmark.name == "nb201":  # pickled benchmark files only on opt-in, refused before any write
-        check_trust(cfg.benchmark)
+    check_benchmark(cfg.benchmark)  # e.g. pickled NB201 files only on opt-in, refused before any write
     for key, reg in (("space", SPACES), ("algo", ALGORITHMS), ("criterion", CRITERIA), ("dataset", DATASETS)):
         if cfg[key].name not in reg:
             raise ConfigError(f"{key}.name={cfg[key].name!r}; valid: {', '.join(reg.names())}")
-    if cfg.criterion.name == "gm":
-        CRITERIA["gm"](cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
-        workers = int(cfg.criterion.workers)
-        if workers > 1 and cfg.criterion.early_stop:
-            raise ConfigError(f"criterion.workers={workers} has no effect with criterion.early_stop=true (its test "
-                              f"scores all edges together); use criterion.workers=1 or 0")
-        if workers > 1 and option(cfg.device) == "cuda":
-            raise ConfigError(f"criterion.workers={workers}: parallel scoring processes are CPU only; "
-                              f"use criterion.workers=1 with device=cuda")
     if command in ("report", "status", "tree"):  # they read experiments; nothing else to check
         return
+    refuse_foreign_keys(cfg)
     _refuse_unread_keys(cfg)
-    if not compatible(cfg.space.name, cfg.algo.name):
+    if command != "arch" and not compatible(cfg.space.name, cfg.algo.name):
         raise ConfigError(f"algo={cfg.algo.name} cannot search space={cfg.space.name}; algorithms for this space: "
                           f"{', '.join(a for a in ALGORITHMS.names() if compatible(cfg.space.name, a))}")
-    check = getattr(ALGORITHMS[cfg.algo.name], "check_config", None)
-    if check is not None:  # settings of one algorithm that bounds cannot express (e.g. OFA's FLOPs window)
-        check(cfg)
+    ALGORITHMS[cfg.algo.name].check_config(cfg)  # what bounds cannot express (e.g. OFA's FLOPs window)
     if cfg.leaf is not None and (isinstance(cfg.leaf, bool) or not isinstance(cfg.leaf, int) or cfg.leaf < 0):
         raise ConfigError(f"leaf={cfg.leaf!r}: expected a leaf index (an integer >= 0)")
     space = build_space(cfg.space, cfg.dataset.num_classes, cfg.dataset.in_channels, cfg.dataset.image_size)
@@ -87,11 +107,13 @@ def validate(cfg: DictConfig, command: str) -> None:
     if splits > len(splittable):
         raise ConfigError(f"splits={splits} exceeds the {len(splittable)} splittable edges of space "
                           f"{cfg.space.name}")
+    factors = branching_list(cfg) if splits else []
+    n_ops = min(len(space.splittable_ops(space.full_mask(), e)) for e in splittable)
+    criterion = CRITERIA[cfg.criterion.name]
+    criterion.check_config(cfg, factors, n_ops)
     if splits == 0:
         return
-    factors = branching_list(cfg)
-    n_ops = min(len(space.splittable_ops(space.full_mask(), e)) for e in splittable)
-    if cfg.criterion.name != "exhaustive":
+    if criterion.uses_branching:
         for b in factors:
             if b < 2:
                 raise ConfigError(f"branching={b}: a split needs at least 2 groups")
@@ -108,23 +130,10 @@ def validate(cfg: DictConfig, command: str) -> None:
     elif sel not in ("cut_cost", "random", "random_per_node"):
         raise ConfigError(f"criterion.edge_selection={sel!r}; valid: cut_cost, random, random_per_node, "
                           f"or a list of edges")
-    if cfg.criterion.name == "gm" and option(cfg.criterion.cut) == "within":
-        for b in factors:
-            if 2 * b > n_ops:
-                raise ConfigError(f"criterion.cut=within needs groups of >= 2 ops: branching={b} exceeds "
-                                  f"{n_ops // 2} for {n_ops} ops")
 
 
 def _refuse_unread_keys(cfg: DictConfig) -> None:
-    """Keys that only some data sets or algorithms read, set where nothing reads them."""
-    if cfg.dataset.name != "imagenet":
-        for key, default in (("valid_size", 0), ("loader", "auto"), ("workers", 4)):
-            if key in cfg.dataset and cfg.dataset[key] != default:
-                raise ConfigError(f"dataset.{key}={cfg.dataset[key]!r} has no effect on dataset {cfg.dataset.name!r} "
-                                  f"(it is read by dataset=imagenet); remove it")
+    """Keys whose effect depends on another key, set where nothing reads them."""
     if float(cfg.train.get("warmup_lr", 0.0)) and not cfg.get("split_train_arch", False):
         raise ConfigError(f"train.warmup_lr={cfg.train.warmup_lr} has no effect without split_train_arch=true "
                           f"(the warm-up then shares train.lr's cosine with the split phase)")
-    if str(cfg.algo.get("target", "none")) != "none" and cfg.algo.name != "proxyless":
-        raise ConfigError(f"algo.target={cfg.algo.target!r} has no effect on algo {cfg.algo.name!r} "
-                          f"(the hardware regulariser is algo=proxyless's)")

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
+from gmnas_cli.config.derived import criterion_splits
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import read_json
 
@@ -145,7 +146,8 @@ def split_count(rec: ExperimentRecord) -> int:
     nodes = (rec.tree or {}).get("nodes") or []
     if nodes:
         return max(int(n.get("depth", 0)) for n in nodes)
-    return 0 if rec.get("criterion.name") == "none" else int(rec.get("splits", 0) or 0)
+    crit = rec.get("criterion.name")
+    return int(rec.get("splits", 0) or 0) if crit is None or criterion_splits(str(crit)) else 0
 
 
 def branching(rec: ExperimentRecord) -> str:

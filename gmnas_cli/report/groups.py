@@ -7,15 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gmnas_cli.algorithms import ALGORITHMS
+from gmnas_cli.criteria import CRITERIA
 from gmnas_cli.report.collect import ExperimentRecord
 
 # Never part of a group's identity: the seed (what mean ± std runs over) and machine-specific paths.
 IGNORED = ("seed", "name", "out_dir", "benchmark.path", "dataset.root")
 
-ALGO_NAMES = {"darts": "DARTS", "snas": "SNAS", "rsps": "RSPS", "gdas": "GDAS", "proxylessnas": "ProxylessNAS", "proxyless": "ProxylessNAS",
-              "ofa": "OFA"}
-CRITERION_PREFIX = {"gm": "GM", "exhaustive": "Few Shot", "random": "Random", "none": ""}
-CRITERION_NAMES = {"gm": "Gradient (GM)", "exhaustive": "Exhaustive", "random": "Random", "none": "None (one-shot)"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet-16-120",
                  "imagenet": "ImageNet"}
 
@@ -38,24 +36,21 @@ def _excluded(key: str, exclude: Iterable[str]) -> bool:
 
 def algo_label(rec: ExperimentRecord, always_order: bool = False) -> str:
     """``DARTS``, ``DARTS (2nd)``; with ``always_order`` also ``DARTS (1st)`` (paper Table 4)."""
-    name = str(rec.get("algo.name", "?"))
-    label = ALGO_NAMES.get(name, name.upper())
-    if name == "darts" and (always_order or rec.get("algo.order", 1) == 2):
-        label += " (2nd)" if rec.get("algo.order", 1) == 2 else " (1st)"
-    return label
+    name = str(rec.get("algo.name", "?"))  # an algorithm no longer registered: its name in capitals
+    return ALGORITHMS[name].report_label(rec.get, always_order) if name in ALGORITHMS else name.upper()
 
 
 def method_label(rec: ExperimentRecord, always_order: bool = False) -> str:
     """``GM + DARTS``, ``Few Shot + SNAS``, ``RSPS`` (paper Table 3 rows)."""
-    crit = str(rec.get("criterion.name", "none"))
-    prefix = CRITERION_PREFIX.get(crit, crit)
+    crit = rec.get("criterion.name")
+    prefix = "" if crit is None else CRITERIA[str(crit)].method_prefix if str(crit) in CRITERIA else str(crit)
     algo = algo_label(rec, always_order)
     return f"{prefix} + {algo}" if prefix else algo
 
 
 def criterion_label(rec: ExperimentRecord) -> str:
     crit = str(rec.get("criterion.name", "none"))
-    return CRITERION_NAMES.get(crit, crit)
+    return (CRITERIA[crit].label or crit) if crit in CRITERIA else crit
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from gmnas_cli.config.derived import criterion_splits
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.report.collect import ExperimentRecord, leaf_count, search_gpu_days, split_count
 from gmnas_cli.report.context import ReportContext
@@ -25,6 +26,12 @@ def _selected(rec: ExperimentRecord) -> dict[str, Any]:
     """The selected leaf's search result (params, MFLOPs of the evolved subnet)."""
     sel = rec.selection or {}
     return next((c for c in sel.get("candidates") or [] if c.get("leaf") == sel.get("leaf")), {})
+
+
+def _splits(rec: ExperimentRecord) -> bool:
+    """Whether the experiment's criterion splits (``Criterion.splits``; One-Shot's does not)."""
+    crit = rec.get("criterion.name")
+    return crit is None or criterion_splits(str(crit))
 
 
 def _ofa_records(records: list[ExperimentRecord], name: str) -> list[ExperimentRecord]:
@@ -72,14 +79,14 @@ def table_ofa_splits(records: list[ExperimentRecord], ctx: ReportContext) -> Tab
     """Paper Table 9: Top-1 test error | improvement over the One-Shot OFA row."""
     groups = group(_ofa_records(records, "ofa_splits"))
     errs = {g.key: summary([ctx.test_error(r) for r in g.records])["mean"] for g in groups}
-    base = next((errs[g.key] for g in groups if str(g.first.get("criterion.name")) == "none"), None)
+    base = next((errs[g.key] for g in groups if not _splits(g.first)), None)  # the One-Shot row
     rows, data = [], []
     for g in groups:
         label = labelled(g, method_label(g.first))
         if split_count(g.first) > 0:
             label += f" ({split_count(g.first)} splits, {leaf_count(g.first)} supernets)"
         e = errs[g.key]
-        gain = None if base is None or e is None or str(g.first.get("criterion.name")) == "none" else base - e
+        gain = None if base is None or e is None or not _splits(g.first) else base - e
         rows.append({"Method": label, "Top-1 Test Error (%)": num(e), "Improvement over OFA": num(gain)})
         data.append({"Method": label, "column": "top1_error", **summary([ctx.test_error(r) for r in g.records])})
     return Table("ofa_splits", "OFA with more splits (paper Table 9)", pd.DataFrame(rows).set_index("Method"),

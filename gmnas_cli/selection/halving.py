@@ -114,7 +114,7 @@ class _Run:
                 stale.unlink()
         tag = f"select/sh/leaf{self.leaf}"
         net = build_network(rt.space, rt.space.str_to_arch(cand["arch"]), rt.cfg, tag)
-        self.trainer = NetworkTrainer(net, rt.cfg, rt.halves[0], rt.device, tag, epochs)
+        self.trainer = NetworkTrainer(net, rt.cfg, rt.halves[0], rt.device, tag, epochs, space=rt.space)
         if self.ckpt.exists():
             self.trainer.load(self.ckpt)
 

@@ -1,5 +1,5 @@
 """Search spaces keyed by ``space=`` option names."""
 
-from gmnas_cli.spaces.base import SPACES, Arch, Mask, SearchSpace, Supernet, build_space
+from gmnas_cli.spaces.base import SPACES, Arch, Mask, NaturalInput, SearchSpace, Supernet, build_space
 
-__all__ = ["SPACES", "Arch", "Mask", "SearchSpace", "Supernet", "build_space"]
+__all__ = ["SPACES", "Arch", "Mask", "NaturalInput", "SearchSpace", "Supernet", "build_space"]

@@ -196,14 +196,34 @@ class Supernet(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no copies-side-by-side suffix")
 
 
+@dataclasses.dataclass(frozen=True)
+class NaturalInput:
+    """The input a space was designed for: what ``gmnas arch`` measures when no ``dataset=`` is named."""
+
+    image_size: int
+    in_channels: int
+    num_classes: int
+
+
 class SearchSpace(ABC):
-    """Edges and op names, a supernet for a mask, shared parameters, derivation and formats."""
+    """Edges and op names, a supernet for a mask, shared parameters, derivation and formats.
+
+    The pipeline asks a space only through the attributes and methods declared here (docs/design.md,
+    "The plugin contract"); each says when it is asked and what the default is.
+    """
 
     name: str = ""
     input_size: int = 224  # input resolution (dataset.image_size) for cost models such as MAC counts
     op_copies: bool = False  # its supernets have forward_suffix_copies (criterion.batched_ops=channels)
     # The algorithms that can train its supernets (None: every algorithm that accepts it, ``Algorithm.spaces``).
     algorithms: tuple[str, ...] | None = None
+    # ``gmnas report report.table=auto``: the table of experiments that all searched this space.
+    report_table: str = "nb201"
+    # ``gmnas arch`` without ``dataset=``: the input its figures are given at (default: CIFAR-10's).
+    natural_input: NaturalInput = NaturalInput(32, 3, 10)
+    # ``gmnas retrain`` with ``benchmark=`` set: the benchmark's figures replace training from scratch
+    # (NAS-Bench-201's tables, Dong & Yang 2020). False: retrain, whatever the benchmark.
+    retrain_by_benchmark: bool = False
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.cfg = cfg
@@ -212,26 +232,7 @@ class SearchSpace(ABC):
         self.ops: list[str] = list(cfg.ops)
         if not self.ops:
             raise ConfigError("space.ops must list at least one op")
-        self.refuse_unused_keys()
         self.edges: list[str] = self.edge_names()
-
-    # Keys only some spaces read; a space lists the ones it uses in ``uses_keys``.
-    SPACE_SPECIFIC_KEYS = ("width_mult", "stages", "stem_width", "first_block_width", "feature_mix_width")
-    uses_keys: tuple[str, ...] = ()
-
-    def refuse_unused_keys(self) -> None:
-        """ConfigError for a space-specific key set away from its default on a space that ignores it."""
-
-        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                    for f in dataclasses.fields(SpaceConfig) if f.name in self.SPACE_SPECIFIC_KEYS}
-        for key in self.SPACE_SPECIFIC_KEYS:
-            if key in self.uses_keys or not hasattr(self.cfg, key):
-                continue
-            value = getattr(self.cfg, key)
-            value = list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
-            if value != defaults[key]:
-                raise ConfigError(f"space.{key}={value!r} has no effect on space {self.name!r} "
-                                  f"(it is read by space=mobilenet or ofa_mbv3); remove it")
 
     # -- structure --------------------------------------------------------------------------
     def check_ops(self, valid: list[str], space_label: str) -> None:
@@ -307,7 +308,31 @@ class SearchSpace(ABC):
         """Cost figures of ``arch`` recorded with search and retrain results (MobileNet: params, MFLOPs)."""
         return {}
 
+    @classmethod
+    def experiment_label(cls, cfg: Any) -> str:
+        """The space's part of a default experiment name (``ExperimentDir``, when ``name=`` is empty)."""
+        return str(cfg.space.name)
+
+    # -- cost models (algo=proxyless's hardware regulariser) --------------------------------
+    def op_macs(self) -> torch.Tensor:
+        """MACs of each op on each edge, ``[num_edges, num_ops]``; asked by ``algo=proxyless`` with
+        ``algo.target=flops``. Default: the space has no per-op cost model (a ConfigError)."""
+        raise ConfigError(f"space {self.name!r} has no per-op MAC model (algo.target=flops needs one)")
+
+    def fixed_macs(self) -> int:
+        """MACs outside the searchable edges (with ``op_macs``)."""
+        raise ConfigError(f"space {self.name!r} has no per-op MAC model (algo.target=flops needs one)")
+
     # -- evaluation -------------------------------------------------------------------------
+    def network_summary(self, retrain_cfg: Any, num_classes: int) -> str:
+        """``gmnas arch``'s "network" row: the stand-alone network ``build_network`` makes, in words."""
+        return f"{self.name} network, {num_classes} classes"
+
+    def set_drop_path(self, net: nn.Module, prob: float) -> None:
+        """Called by the retrain loop before every epoch with that epoch's drop-path probability
+        (``retrain.drop_path``, linearly increased, DARTS train.py). Default: no drop path."""
+        return None
+
     def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
         """The stand-alone network of ``arch`` for retraining (``retrain`` stage, successive halving).
 

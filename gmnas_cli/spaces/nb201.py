@@ -188,9 +188,20 @@ class NB201Supernet(Supernet):
         return self.classifier(self.pool(self.lastact(h)).flatten(1))
 
 
-@SPACES.register("nb201")
+@SPACES.register("nb201", keys=("C", "N", "nodes"))
 class NB201Space(SearchSpace):
     name = "nb201"
+    retrain_by_benchmark = True  # NAS-Bench-201's tables hold every cell's trained figures (Dong & Yang 2020)
+
+    @classmethod
+    def experiment_label(cls, cfg: Any) -> str:
+        """``nb201``, or ``nb2014`` for the 4-op space without ``none`` (paper Table 1)."""
+        return str(cfg.space.name) + ("" if "none" in cfg.space.ops else "4")
+
+    def network_summary(self, retrain_cfg: Any, num_classes: int) -> str:
+        layers = int(retrain_cfg.layers)
+        return (f"NAS-Bench-201 network: C={retrain_cfg.C}, {layers} layers ({(layers - 2) // 3} cells per stage), "
+                f"{num_classes} classes (retrain.C, retrain.layers)")
 
     def edge_names(self) -> list[str]:
         self.check_ops(NB201_OPS, "NAS-Bench-201")

@@ -117,10 +117,10 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         if s not in seen:
             seen.add(s)
             sets["all"].append(s)
-    ranked = getattr(bench, "ranked", None)
+    ranked = bench.ranked(metric)
     population = None
     if ranked is not None:
-        pop = space_population(space, root_mask, ranked(metric))
+        pop = space_population(space, root_mask, ranked)
         population = len(pop)
         for p in cfg.rank.top:
             sets[f"top_{p:g}"] = top_percent(pop, float(p))

@@ -15,16 +15,16 @@ from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.plots import write_plots
 from gmnas_cli.report.render import check_formats, print_table, write_table
 from gmnas_cli.report.tables import TABLES
-
-# report.table=auto: the paper table of the experiments' space (Table 3 NB201, 4 DARTS, 5 MobileNet and OFA)
-SPACE_TABLES = {"darts": "darts", "mobilenet": "mobilenet", "ofa_mbv3": "ofa"}
+from gmnas_cli.spaces import SPACES, SearchSpace
 
 
 def table_for(records: list) -> str:
-    """The table ``report.table=auto`` picks: the space's table when every experiment shares one
-    space with its own table, else NAS-Bench-201's (Table 3, the default before ``auto``)."""
-    spaces = {str(r.get("space.name", "nb201")) for r in records}
-    return SPACE_TABLES.get(spaces.pop(), "nb201") if len(spaces) == 1 else "nb201"
+    """The table ``report.table=auto`` picks: the space's own (``SearchSpace.report_table``: Table 3
+    NB201, 4 DARTS, 5 MobileNet and OFA) when every experiment shares one registered space, else the
+    default space table (NAS-Bench-201's Table 3, the default before ``auto``)."""
+    spaces = {str(r.get("space.name")) for r in records}
+    name = spaces.pop() if len(spaces) == 1 else None
+    return SPACES[name].report_table if name in SPACES else SearchSpace.report_table
 
 
 def main(cfg: DictConfig) -> None:

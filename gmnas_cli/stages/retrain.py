@@ -1,6 +1,7 @@
 """``gmnas retrain``: train the selected architecture from scratch, or look it up in a benchmark.
 
-On NAS-Bench-201 with a benchmark table (``benchmark.name != none``) the lookup replaces training
+On a space whose benchmark tables hold trained figures (``SearchSpace.retrain_by_benchmark``: NAS-Bench-201)
+with ``benchmark=`` set, the lookup replaces training
 (DESIGN.md). Otherwise the space's evaluation network is trained on the full training set (both
 halves) under ``cfg.retrain`` (DARTS protocol: paper Appendix D.2), checkpointed to
 ``retrain/ckpt.pt`` after every epoch (an interrupted run resumes there), and evaluated once on the
@@ -15,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.benchmarks import benchmark_enabled, load_benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
 from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import read_json, write_json
@@ -32,6 +33,9 @@ def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
     bench = load_benchmark(cfg.benchmark)
     if bench is None:
         raise ConfigError("retrain: benchmark.name is set but no benchmark was opened")
+    if bench.spaces and str(cfg.space.name) not in bench.spaces:
+        raise ConfigError(f"retrain: benchmark={cfg.benchmark.name} covers space={', '.join(bench.spaces)}, "
+                          f"not space={cfg.space.name}")
 
     values = {k: float(v) for k, v in bench.query(arch_str).items()}
     metric = str(cfg.benchmark.metric or "")
@@ -59,7 +63,7 @@ def retrain(rt: Runtime) -> dict:
         return {"test_error": result.get("test_error")}
     selection = read_json(exp.selection_path, keys=("leaf", "arch"))
     arch_str = str(selection["arch"])
-    if cfg.space.name == "nb201" and cfg.benchmark.name != "none":
+    if rt.space.retrain_by_benchmark and benchmark_enabled(cfg.benchmark):
         result = benchmark_result(cfg, arch_str)
         log.info(f"retrain: benchmark lookup of {arch_str}: {result['benchmark']}")
     else:

@@ -26,9 +26,9 @@ from gmnas_cli.pipeline.stage import build_trainer, run_stage
 
 def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     cfg, exp, space = rt.cfg, rt.exp, rt.space
-    custom = getattr(ALGORITHMS[cfg.algo.name], "search_leaf", None)
+    custom = ALGORITHMS[cfg.algo.name].search_leaf(rt, tree, leaf)
     if custom is not None:  # algorithms with their own leaf pipeline (OFA: shrinking + evolution)
-        return custom(rt, tree, leaf)
+        return custom
     out = exp.search_dir(leaf.id)
     result_path = out / "result.json"
     if result_path.exists():
@@ -58,7 +58,7 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
         val_loss, val_acc = trainer.history[-1]["val_loss"], trainer.history[-1]["val_acc"]
     # Derivations that score sampled paths (RSPS) read the architecture half, seeded per leaf.
     seed = int(cfg.seed)
-    bs = int(getattr(cfg.algo, "eval_batch_size", 0)) or int(cfg.train.batch_size)
+    bs = trainer.algo.derive_batch_size(int(cfg.train.batch_size))
     arch = trainer.algo.derive(
         lambda: map(trainer._prep, trainer.arch_split.batches(bs, derive_seed(seed, trainer.tag, "derive"))),
         gen=generator(seed, trainer.tag, "derive"))

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from rich.markup import escape
 from rich.table import Table
 
-from gmnas_cli.benchmarks import load_benchmark
+from gmnas_cli.benchmarks import benchmark_enabled, load_benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric
 from gmnas_cli.config.derived import option
 from gmnas_cli.experiment.tree import PartitionTree
@@ -47,7 +47,7 @@ def select(rt: Runtime) -> dict:
     cfg = rt.cfg
     crit = option(cfg.select.criterion)
     cands = candidates(rt)
-    looked_up, metrics = lookup_all(rt, cands) if cfg.benchmark.name != "none" else (None, [])
+    looked_up, metrics = lookup_all(rt, cands) if benchmark_enabled(cfg.benchmark) else (None, [])
     evidence: dict[str, Any] = {}
     # Ties break towards the lower leaf id: the order of `cands`, and min/max keep the first.
     if crit == "val_loss":

@@ -22,7 +22,7 @@ def warmup(rt: Runtime) -> dict:
                                        edges=list(rt.space.edges),
                                        shared_ops=list(cfg.space.unsplittable_ops))
         tree.save(exp.tree_path)
-    record = getattr(rt.data, "split_record", None)
+    record = rt.data.split_record
     if record is not None:  # which training images are held out (dataset=imagenet)
         write_json(exp.root / "data_split.json", record)
     trainer = build_trainer(rt, rt.space.full_mask(), "warmup/node0")

@@ -60,8 +60,9 @@ class NetworkTrainer(Checkpointed):
     """Trains one stand-alone network for ``epochs`` epochs under ``cfg.retrain``."""
 
     def __init__(self, net: nn.Module, cfg: Any, train_split: Split, device: torch.device, tag: str,
-                 epochs: int) -> None:
+                 epochs: int, space: SearchSpace | None = None) -> None:
         r = cfg.retrain
+        self.space = space  # the space whose network this is (``SearchSpace.set_drop_path``)
         self.cfg, self.r = cfg, r
         self.net = net.to(device)
         self.device = device
@@ -163,8 +164,8 @@ class NetworkTrainer(Checkpointed):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             p_drop = self.drop_path_at(epoch)
-            if hasattr(self.net, "drop_path_prob"):
-                self.net.drop_path_prob = p_drop
+            if self.space is not None:
+                self.space.set_drop_path(self.net, p_drop)
             # drop-path masks (data parallel: one stream per rank, the single-process one on rank 0)
             torch.manual_seed(derive_seed(seed, self.tag, epoch, "drop-path", *([distributed.rank()] if distributed.rank() else [])))
             cut_gen = generator(seed, self.tag, epoch, "cutout")
@@ -235,7 +236,7 @@ def short_retrain(rt: Any, arch: Arch, epochs: int, tag: str, ckpt: Path | None 
     """
     train_half, held_out = rt.halves
     net = build_network(rt.space, arch, rt.cfg, tag)
-    trainer = NetworkTrainer(net, rt.cfg, train_half, rt.device, tag, epochs)
+    trainer = NetworkTrainer(net, rt.cfg, train_half, rt.device, tag, epochs, space=rt.space)
     if ckpt is not None and ckpt.exists():
         trainer.load(ckpt)
     trainer.fit(ckpt)
@@ -249,7 +250,8 @@ def retrain_from_scratch(rt: Any, arch: Arch, out_dir: Path) -> dict[str, Any]:
     cfg = rt.cfg
     net = build_network(rt.space, arch, cfg, "retrain")
     params_m = count_params_m(net)
-    trainer = NetworkTrainer(net, cfg, rt.data.full_train(), rt.device, "retrain", int(cfg.retrain.epochs))
+    trainer = NetworkTrainer(net, cfg, rt.data.full_train(), rt.device, "retrain", int(cfg.retrain.epochs),
+                             space=rt.space)
     ckpt = out_dir / "ckpt.pt"
     if ckpt.exists():
         trainer.load(ckpt)

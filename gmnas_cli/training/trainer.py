@@ -188,7 +188,7 @@ class SupernetTrainer(Checkpointed):
             self.flush_checks()  # before anything of this epoch is recorded or saved
             record = {"epoch": epoch + 1, "train_loss": float(tot_loss) / max(tot_n, 1),
                       "train_acc": int(distributed.allreduce_totals(tot_correct)[0]) / max(tot_n, 1), "lr": lr}
-            if hasattr(self.algo, "tau"):
+            if self.algo.tau is not None:
                 record["tau"] = float(self.algo.tau)
             if evaluate:
                 val_loss, val_acc = self.evaluate(epoch)

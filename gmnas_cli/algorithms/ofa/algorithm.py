@@ -42,11 +42,14 @@ def soft_cross_entropy(logits: torch.Tensor, soft_target: torch.Tensor) -> torch
     return torch.mean(torch.sum(-soft_target * F.log_softmax(logits, dim=1), dim=1))
 
 
-@ALGORITHMS.register("ofa")
+@ALGORITHMS.register("ofa", keys=("full_epochs", "full_lr", "kernel_epochs", "depth_epochs", "depth_lr", "expand_epochs",
+                                     "expand_lr", "dynamic_batch", "kd_ratio", "label_smoothing", "leaf_start",
+                                     "evolution"))
 class Ofa(Algorithm):
     """Progressive shrinking; no architecture parameters (module docstring)."""
 
     name = "ofa"
+    label = "OFA"
     has_arch_params = False
     spaces = ("ofa_mbv3",)  # progressive shrinking needs the elastic network
 
@@ -207,6 +210,6 @@ class Ofa(Algorithm):
         return None
 
     @classmethod
-    def search_leaf(cls, rt: Any, tree: Any, leaf: Any) -> dict:
+    def search_leaf(cls, rt: Any, tree: Any, leaf: Any) -> dict | None:
         """``gmnas search`` for one leaf: progressive shrinking, then evolution (algorithms/ofa/search.py)."""
         return search_leaf(rt, tree, leaf, cls)

@@ -16,10 +16,30 @@ from gmnas_cli.infra.io import read_json, write_json
 from gmnas_cli.infra.logging import log
 
 
-@CRITERIA.register("gm")
+@CRITERIA.register("gm", keys=("batches", "similarity", "cut", "average", "scored_weight", "augment", "early_stop",
+                               "confidence", "early_stop_min_batches", "workers", "batched_ops"))
 class GradientMatching(Criterion):
     name = "gm"
     scores_edges = True
+    label = "Gradient (GM)"
+    method_prefix = "GM"
+
+    @classmethod
+    def check_config(cls, cfg: Any, branching: list[int], n_ops: int) -> None:
+        """Settings that contradict each other (early stop, workers, the ``within`` cut), found at start-up."""
+        cls(cfg.criterion)  # refuses early_stop with average=gradient or cut=ncut
+        workers = int(cfg.criterion.workers)
+        if workers > 1 and cfg.criterion.early_stop:
+            raise ConfigError(f"criterion.workers={workers} has no effect with criterion.early_stop=true (its test "
+                              f"scores all edges together); use criterion.workers=1 or 0")
+        if workers > 1 and option(cfg.device) == "cuda":
+            raise ConfigError(f"criterion.workers={workers}: parallel scoring processes are CPU only; "
+                              f"use criterion.workers=1 with device=cuda")
+        if option(cfg.criterion.cut) == "within":  # official DARTS-space rule: groups of >= 2 ops
+            for b in branching:
+                if 2 * b > n_ops:
+                    raise ConfigError(f"criterion.cut=within needs groups of >= 2 ops: branching={b} exceeds "
+                                      f"{n_ops // 2} for {n_ops} ops")
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)

@@ -136,7 +136,7 @@ def use_stream(cfg: DatasetConfig, n_images: int) -> bool:
     return n_images * 3 * int(cfg.image_size) ** 2 > IN_MEMORY_BYTES
 
 
-@DATASETS.register("imagenet")
+@DATASETS.register("imagenet", keys=("valid_size", "loader", "workers"))
 def load_imagenet(cfg: DatasetConfig):
     """Image folders at ``dataset.image_size``: decoded into memory (small sets) or streamed
     through a DataLoader (``dataset.loader``; auto: streamed above 4 GiB of images)."""

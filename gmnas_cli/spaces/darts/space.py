@@ -246,10 +246,11 @@ class DartsSupernet(Supernet):
         return self.classifier(pooled.view(pooled.shape[0], copies.r, -1))
 
 
-@SPACES.register("darts")
+@SPACES.register("darts", keys=("C", "N", "nodes", "split_cells"))
 class DartsSpace(SearchSpace):
     name = "darts"
     op_copies = True  # DartsSupernet.forward_suffix_copies (spaces/darts/grouped.py)
+    report_table = "darts"  # paper Table 4
 
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
@@ -281,6 +282,14 @@ class DartsSpace(SearchSpace):
                 if not (typ == cell_type and e == k):
                     params += list(mixed.parameters())
         return params
+
+    def network_summary(self, retrain_cfg: Any, num_classes: int) -> str:
+        kind = "NetworkImageNet" if str(retrain_cfg.network) == "imagenet" else "NetworkCIFAR"
+        return (f"DARTS {kind}: C={retrain_cfg.C}, {retrain_cfg.layers} cells, {num_classes} classes "
+                f"(retrain={retrain_cfg.network} settings)")
+
+    def set_drop_path(self, net: nn.Module, prob: float) -> None:
+        net.drop_path_prob = prob  # DARTS train.py: model.drop_path_prob = drop_path_prob * epoch / epochs
 
     def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
         """NetworkCIFAR (``retrain.network: cifar``) or NetworkImageNet (``imagenet``) from ``arch``."""

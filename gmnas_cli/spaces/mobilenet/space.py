@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, SearchSpace, Supernet
+from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, NaturalInput, SearchSpace, Supernet
 from gmnas_cli.spaces.mbconv.layers import (
     BN_EPS,
     BN_MOMENTUM,
@@ -87,13 +87,14 @@ class MobileNetSupernet(Supernet):
         return self.classifier(self.feature_mix(h))
 
 
-@SPACES.register("mobilenet")
+@SPACES.register("mobilenet", keys=("width_mult", "stages", "stem_width", "first_block_width",
+                                    "feature_mix_width"))
 class MobileNetSpace(SearchSpace):
     """Searchable MobileNetV2 blocks (ProxylessNAS); see the module docstring."""
 
     name = "mobilenet"
-    uses_keys = SearchSpace.SPACE_SPECIFIC_KEYS
-
+    report_table = "mobilenet"  # paper Table 5
+    natural_input = NaturalInput(224, 3, 1000)  # ImageNet (ProxylessNAS, paper 4.3)
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
         cfg = self.cfg
@@ -286,6 +287,11 @@ class MobileNetSpace(SearchSpace):
         return {"params_m": round(params / 1e6, 6), "mflops": round(self.arch_macs(arch) / 1e6, 4)}
 
     # -- evaluation -------------------------------------------------------------------------
+    def network_summary(self, retrain_cfg: Any, num_classes: int) -> str:
+        blocks = sum(int(st[1]) for st in self.cfg.stages)
+        return (f"ProxylessNAS MobileNet: width_mult {float(self.cfg.width_mult):g}, first conv {self.stem}, "
+                f"{blocks + 1} blocks, feature mix {self.mix}, {num_classes} classes")
+
     def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
         """The stand-alone ProxylessNAS network of ``arch`` (``retrain.dropout`` before the classifier)."""
         space = self if in_channels == self.in_channels else MobileNetSpace(self.cfg, num_classes, in_channels)

@@ -25,7 +25,7 @@ from torch import nn
 
 from gmnas_cli.config.schema import SpaceConfig
 from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, SearchSpace, Supernet
+from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, NaturalInput, SearchSpace, Supernet
 from gmnas_cli.spaces.mbconv.elastic import ConvBNAct, DynamicMBConv, MBConv, make_divisible
 
 KERNELS = (3, 5, 7)  # OFA's elastic kernel sizes (transforms 7->5->3)
@@ -82,13 +82,15 @@ def _stage_specs(cfg: SpaceConfig) -> list[StageSpec]:
     return specs
 
 
-@SPACES.register("ofa_mbv3")
+@SPACES.register("ofa_mbv3", keys=("width_mult", "stages", "expand_ratios", "depths", "first_width",
+                                   "head_widths"))
 class OfaSpace(SearchSpace):
     """Elastic MobileNetV3 (module docstring)."""
 
     name = "ofa_mbv3"
+    report_table = "ofa"  # paper Table 5, OFA rows
+    natural_input = NaturalInput(224, 3, 1000)  # ImageNet (OFA, paper 4.3)
     algorithms = ("ofa",)  # the elastic network has no relaxed or weighted form: progressive shrinking
-    uses_keys = ("width_mult", "stages")  # space-specific keys it reads (SearchSpace.refuse_unused_keys)
 
     def __init__(self, cfg: SpaceConfig, num_classes: int, in_channels: int) -> None:
         self.stage_specs = _stage_specs(cfg)
@@ -248,6 +250,10 @@ class OfaSpace(SearchSpace):
         e = [float(pick(list(expands))) for _ in self.edges]
         d = [int(pick(list(depths))) for _ in self.stage_specs]
         return Subnet(ks, e, d)
+
+    def network_summary(self, retrain_cfg: Any, num_classes: int) -> str:
+        return (f"OFA MobileNetV3: width_mult {float(self.cfg.width_mult):g}, {len(self.cfg.stages)} stages of "
+                f"up to {max(self.depths)} blocks, {num_classes} classes")
 
     def build_network(self, arch: Arch, retrain_cfg: Any, num_classes: int, in_channels: int) -> nn.Module:
         """The static MobileNetV3 of ``arch`` (OFA ``get_active_subnet``), freshly initialised."""
