@@ -17,9 +17,9 @@ from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.validate import validate
 from gmnas_cli.selection.halving import kept_per_rung, successive_halving
 from gmnas_cli.spaces import build_space
+from gmnas_cli.spaces.counting import count_params
 from gmnas_cli.spaces.darts.ops import DARTS_OPS
 from gmnas_cli.spaces.darts.space import DARTS_V2
-from gmnas_cli.training.retrain import count_params_m
 
 from .conftest import make_cfg
 
@@ -37,7 +37,7 @@ def darts_space(c: int = 4, n: int = 1, in_channels: int = 3):
 def test_darts_v2_has_3_35m_parameters():
     sp = darts_space()
     net = sp.build_network(sp.str_to_arch(DARTS_V2), RetrainConfig(C=36, layers=20, auxiliary_weight=0.4), 10, 3)
-    assert abs(count_params_m(net) - 3.35) <= 0.01  # DARTS reports 3.349M (auxiliary head excluded)
+    assert abs(count_params(net) / 1e6 - 3.35) <= 0.01  # DARTS reports 3.349M (auxiliary head excluded)
     net.train()
     logits, aux = net(torch.randn(2, 3, 32, 32))
     assert logits.shape == aux.shape == (2, 10)
