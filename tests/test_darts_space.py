@@ -62,11 +62,6 @@ def test_genotype_string_round_trip():
     assert sp.str_to_arch(as_range) == arch
     assert sp.json_to_arch(sp.arch_to_json(arch)) == arch
     assert sp.str_to_arch(json.dumps(sp.arch_to_json(arch))) == arch
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        a = sp.sample_arch(sp.full_mask(), gen)
-        assert sp.str_to_arch(sp.arch_to_str(a)) == a and sp.arch_to_str(sp.str_to_arch(sp.arch_to_str(a))) \
-            == sp.arch_to_str(a)
     for bad in ("Genotype(normal=[('none', 0)])", "__import__('os')", DARTS_V2.replace("2)]", "7)]", 1)):
         with pytest.raises(ValueError):
             sp.str_to_arch(bad)
