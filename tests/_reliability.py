@@ -11,15 +11,26 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
 from gmnas_cli.cli.app import run_command
 from gmnas_cli.infra.io import load_checkpoint
-from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``gmnas args`` in a subprocess; returns the completed process (never raises)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "gmnas_cli", *args], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
 
 # Wall-clock fields: the only values allowed to differ between an interrupted and a clean run.
 VOLATILE = {"seconds", "finished"}
@@ -103,42 +114,8 @@ def built_once(tmp_path_factory, name: str, done: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="session")
-def small_ref(tmp_path_factory) -> Path:
-    """One uninterrupted run of SMALL through select, shared by the reliability tests (read only:
-    tests work on ``copy_experiment`` copies). Each test module imports this fixture, so it is built
-    once per run in a fixed folder and found there by the other modules (and xdist workers)."""
-    with built_once(tmp_path_factory, "small_ref", "e/status/select.json") as (out, build):
-        if build:
-            clean_run(out, SMALL)
-    return out / "e"
-
-
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
-    """One ``gmnas run experiment=smoke`` (default name ``nb201-darts-gm-digits-s0``: GM, 2 splits,
-    4 leaves, retrain, report), shared read only by the tests of `run`, sweeps and splitting; they
-    work on ``copy_experiment`` copies or compare against it."""
-    with built_once(tmp_path_factory, "smoke_run", "nb201-darts-gm-digits-s0/status/retrain.json") as (out, build):
-        if build:
-            code, err = run_inproc("run", "experiment=smoke", f"out_dir={out}")
-            assert code == 0, err
-    return out / "nb201-darts-gm-digits-s0"
-
-
 # A stage typed on a new experiment (tests/test_deps.py), logging to TensorBoard (tests/test_tblog.py).
 TINY = ["experiment=smoke", "splits=1", "search_epochs=2", "name=d", "logger=tensorboard"]
-
-
-@pytest.fixture(scope="session")
-def fresh_search(tmp_path_factory) -> tuple[Path, str]:
-    """``gmnas search TINY`` on a new experiment (it brings warmup and split); (root, its log)."""
-    with built_once(tmp_path_factory, "fresh_search", "search.log") as (out, build):
-        if build:
-            code, err = run_inproc("search", *TINY, f"out_dir={out}")
-            assert code == 0, err
-            (out / "search.log").write_text(err)
-    return out / "d", (out / "search.log").read_text()
 
 
 def copy_experiment(src: Path, out_dir: Path) -> Path:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests import _reliability
 from tests._reliability import (
     SMALL,
     copy_experiment,
@@ -24,8 +23,6 @@ from tests._reliability import (
     temp_files,
 )
 from tests.conftest import run_cli
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 
 @pytest.fixture

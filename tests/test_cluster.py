@@ -18,7 +18,6 @@ from gmnas_cli.infra import distributed
 from gmnas_cli.infra.io import host_tag, remove_stale_temps
 from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.stage import cleanup_root
-from tests import _reliability
 from tests._reliability import (
     SMALL,
     compare_experiments,
@@ -29,8 +28,6 @@ from tests._reliability import (
     temp_files,
 )
 from tests.conftest import REPO, make_cfg, run_cli
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture): 4 leaves
 
 TWO_LEAVES = ["experiment=smoke", "splits=1", "name=e"]  # warmup + one split: 2 leaves, seconds a stage
 

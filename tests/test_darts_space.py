@@ -17,9 +17,9 @@ from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.validate import validate
 from gmnas_cli.selection.halving import kept_per_rung, successive_halving
 from gmnas_cli.spaces import build_space
+from gmnas_cli.spaces.counting import count_params
 from gmnas_cli.spaces.darts.ops import DARTS_OPS
 from gmnas_cli.spaces.darts.space import DARTS_V2
-from gmnas_cli.training.retrain import count_params_m
 
 from .conftest import make_cfg
 
@@ -37,7 +37,7 @@ def darts_space(c: int = 4, n: int = 1, in_channels: int = 3):
 def test_darts_v2_has_3_35m_parameters():
     sp = darts_space()
     net = sp.build_network(sp.str_to_arch(DARTS_V2), RetrainConfig(C=36, layers=20, auxiliary_weight=0.4), 10, 3)
-    assert abs(count_params_m(net) - 3.35) <= 0.01  # DARTS reports 3.349M (auxiliary head excluded)
+    assert abs(count_params(net) / 1e6 - 3.35) <= 0.01  # DARTS reports 3.349M (auxiliary head excluded)
     net.train()
     logits, aux = net(torch.randn(2, 3, 32, 32))
     assert logits.shape == aux.shape == (2, 10)
@@ -62,11 +62,6 @@ def test_genotype_string_round_trip():
     assert sp.str_to_arch(as_range) == arch
     assert sp.json_to_arch(sp.arch_to_json(arch)) == arch
     assert sp.str_to_arch(json.dumps(sp.arch_to_json(arch))) == arch
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        a = sp.sample_arch(sp.full_mask(), gen)
-        assert sp.str_to_arch(sp.arch_to_str(a)) == a and sp.arch_to_str(sp.str_to_arch(sp.arch_to_str(a))) \
-            == sp.arch_to_str(a)
     for bad in ("Genotype(normal=[('none', 0)])", "__import__('os')", DARTS_V2.replace("2)]", "7)]", 1)):
         with pytest.raises(ValueError):
             sp.str_to_arch(bad)

@@ -7,10 +7,7 @@ import json
 
 import pytest
 
-from tests import _reliability
 from tests._reliability import TINY, copy_experiment, run_inproc
-
-fresh_search = _reliability.fresh_search  # `gmnas search` typed on a new experiment (a session fixture)
 
 
 def finished(root, stage: str) -> float:

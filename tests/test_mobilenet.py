@@ -156,7 +156,6 @@ def test_paper_size_macs_and_params():
 def test_arch_string_and_net_config_round_trip():
     space = tiny_space()
     arch = space.sample_arch(space.full_mask(), torch.Generator().manual_seed(3))
-    assert space.str_to_arch(space.arch_to_str(arch)) == arch
     config = space.arch_to_config(arch)
     assert space.str_to_arch(json.dumps(config)) == arch
     net = space.build_network(arch, None, 5, 3)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests import _reliability
 from tests._reliability import SMALL, compare_experiments, copy_experiment, run_inproc, temp_files
 from tests.conftest import run_cli
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 
 def test_parallel_leaves_equal_sequential_and_complete_the_stage(tmp_path, small_ref):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from tests import _reliability
 from tests._reliability import copy_experiment, run_inproc
 from tests.conftest import run_cli
-
-smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (seed 0, a session fixture)
 
 
 def test_report_over_a_two_seed_sweep(tmp_path, smoke_run, capsys):

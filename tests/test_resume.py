@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from gmnas_cli.infra.io import load_checkpoint
-from tests import _reliability
 from tests._reliability import (
     SMALL,
     STAGES,
@@ -31,8 +30,6 @@ from tests._reliability import (
     temp_files,
 )
 from tests.conftest import run_cli
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 # The settings: every long stage takes a few seconds.
 FULL = ["experiment=smoke", "criterion=gm", "splits=2", "warmup_epochs=3", "search_epochs=3",

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests import _reliability
 from tests._reliability import copy_experiment, run_inproc
 
 STAGES = ("warmup", "split", "search", "select", "retrain")
-smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (a session fixture)
 
 
 def test_run_twice_is_a_noop_and_force_redoes(tmp_path, smoke_run):

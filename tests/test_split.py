@@ -10,9 +10,6 @@ import pytest
 
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.stages import search, select, split, warmup
-from tests import _reliability
-
-smoke_run = _reliability.smoke_run  # the shared `gmnas run experiment=smoke` (a session fixture)
 
 
 def run_split(cfg):

@@ -7,10 +7,7 @@ import json
 import shutil
 
 from gmnas_cli.infra.locks import shared
-from tests import _reliability
 from tests._reliability import SMALL, copy_experiment, run_forked, run_inproc
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 
 def status_json(capsys, tmp_path, *extra: str) -> dict:

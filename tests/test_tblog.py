@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import _reliability
 from tests._reliability import run_inproc
-
-fresh_search = _reliability.fresh_search  # `gmnas search ... logger=tensorboard` (a session fixture)
 
 
 def test_tensorboard_event_files(fresh_search):

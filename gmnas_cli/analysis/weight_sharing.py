@@ -31,7 +31,7 @@ from gmnas_cli.experiment.directory import config_hash
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.io import read_json, write_json
 from gmnas_cli.infra.logging import log
-from gmnas_cli.infra.seeding import derive_seed, generator
+from gmnas_cli.infra.seeding import derive_seed, generator, seeded_init
 from gmnas_cli.spaces import Arch, Supernet
 from gmnas_cli.training.trainer import SupernetTrainer
 
@@ -117,8 +117,9 @@ def train_pair(rt: Any, target: int, a: Arch, b: Arch, edge: str, out: Path) -> 
         return cached
     mask = {e: sorted({a[e], b[e]}, key=space.ops.index) for e in space.edge_names()}
     tag = f"analyze/t{target}/{b[edge]}"
-    torch.manual_seed(derive_seed(int(cfg.seed), "analyze", target, "init"))  # all partners of A: one init
-    net: Supernet = space.build_supernet(mask).to(rt.device)
+    with seeded_init(int(cfg.seed), "analyze", target, "init"):  # all partners of A: one init
+        net: Supernet = space.build_supernet(mask)
+    net = net.to(rt.device)
     algo = PairSampling(cfg.algo, space, net)
     algo.pair = (a, b)
     trainer = SupernetTrainer(net, algo, cfg, rt.halves, rt.device, tag)

@@ -50,7 +50,7 @@ from gmnas_cli.criteria.gm.scoring import EdgeScorer, gm_minibatches
 from gmnas_cli.data.base import ImageData, Split
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.infra.seeding import derive_seed, generator
+from gmnas_cli.infra.seeding import generator, seeded_init
 from gmnas_cli.spaces import SearchSpace, build_space
 from gmnas_cli.training.trainer import SupernetTrainer
 
@@ -107,8 +107,9 @@ def bench_config(cfg: DictConfig, **space: Any) -> DictConfig:
 def build_ours(cfg: DictConfig, device: torch.device, data: ImageData) -> tuple[SupernetTrainer, SearchSpace]:
     """The full-mask supernet of ``cfg.space`` (3 channels, 10 classes), its algorithm and trainer."""
     space = build_space(cfg.space, NUM_CLASSES, IN_CHANNELS)
-    torch.manual_seed(derive_seed(int(cfg.seed), "init"))
-    net = space.build_supernet(space.full_mask()).to(device)
+    with seeded_init(int(cfg.seed), "init"):
+        net = space.build_supernet(space.full_mask())
+    net = net.to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo = build_algorithm(cfg.algo, space, net)
@@ -132,8 +133,8 @@ def ours_step(trainer: SupernetTrainer, batches: tuple[Batch, Batch]) -> Callabl
 # -- the xautodl reference -----------------------------------------------------------------------
 def xautodl_step(cfg: DictConfig, device: torch.device, batches: tuple[Batch, Batch]) -> Callable[[], None]:
     """xautodl's NB201 DARTS-V1 supernet and its first-order search step (``DARTS-V1.py``)."""
-    torch.manual_seed(derive_seed(int(cfg.seed), "init"))
-    net = xautodl_net(cfg, device, NUM_CLASSES)
+    with seeded_init(int(cfg.seed), "init"):
+        net = xautodl_net(cfg, device, NUM_CLASSES)
     t, a = cfg.train, cfg.algo
     w_opt = torch.optim.SGD(net.get_weights(), lr=t.lr, momentum=t.momentum, nesterov=t.nesterov,
                             weight_decay=t.weight_decay)
@@ -361,8 +362,8 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
         rows.append(Row("gm_scoring_split", "ours", per_batch * n_batches * n_edges, "s",
                         f"extrapolated: {n_batches} minibatches (criterion.batches) x {n_edges} edges"))
         if reference == "xautodl":
-            torch.manual_seed(derive_seed(int(cfg.seed), "init"))
-            ref_net = xautodl_net(c, device, NUM_CLASSES)
+            with seeded_init(int(cfg.seed), "init"):
+                ref_net = xautodl_net(c, device, NUM_CLASSES)
             ctx = split_context(trainer, space, c)
             probe = list(gm_minibatches(ctx, max(int(b.gm_probe_batches), 1)))
             split_times = compare_split(ctx, ref_net, probe, lambda fn: timed(fn, device))

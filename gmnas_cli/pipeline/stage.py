@@ -22,7 +22,7 @@ from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import remove_stale_temps
 from gmnas_cli.infra.locks import shared
 from gmnas_cli.infra.logging import log
-from gmnas_cli.infra.seeding import derive_seed, generator, seed_everything
+from gmnas_cli.infra.seeding import generator, seed_everything, seeded_init
 from gmnas_cli.infra.tblog import check_logger
 from gmnas_cli.pipeline.deps import bring_predecessors, missing_predecessors
 from gmnas_cli.pipeline.runtime import Runtime
@@ -167,8 +167,9 @@ def build_trainer(rt: Runtime, mask: Mask, tag: str, init: str | int = "root") -
     leaf (``get_new_model()``); alpha starts at 1e-3 * N(0, 1) (DARTS, official GM-NAS).
     """
     seed = int(rt.cfg.seed)
-    torch.manual_seed(derive_seed(seed, "init") if init == "root" else derive_seed(seed, "init", init))
-    net: Supernet = rt.space.build_supernet(mask).to(rt.device)
+    with seeded_init(*((seed, "init") if init == "root" else (seed, "init", init))):
+        net: Supernet = rt.space.build_supernet(mask)
+    net = net.to(rt.device)
     if rt.cfg.channels_last:  # CPU and CUDA (docs/performance.md)
         net = net.to(memory_format=torch.channels_last)
     algo: Algorithm = build_algorithm(rt.cfg.algo, rt.space, net)

@@ -1,9 +1,9 @@
-"""Multiply-accumulate ("MFLOPs" in the NAS papers) and parameter counts of built networks.
+"""The one parameter counter and the one measured MAC counter of built networks.
 
-The papers' MFLOPs (ProxylessNAS, OFA, GM-NAS Table 5) are MACs. Analytic per-layer counts live
-with the layers (``spaces/mbconv/layers.py``); this module measures a built network with
-``torch.utils.flop_counter.FlopCounterMode``, which counts 2 FLOPs per MAC for convolutions and
-matrix products and nothing for BN, activations, additions or pooling (notes/mobilenet-facts.md 6).
+The papers' "MFLOPs" (ProxylessNAS, OFA, GM-NAS Table 5) are multiply-accumulates. Analytic
+per-layer counts live with the layers (``spaces/mbconv/layers.py``); ``measured_macs`` measures a
+built network with ``torch.utils.flop_counter.FlopCounterMode``, which counts 2 FLOPs per MAC for
+convolutions and matrix products and nothing for BN, activations, additions or pooling.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 @torch.no_grad()
 def measured_macs(net: nn.Module, image_size: int, in_channels: int = 3) -> int:
-    """MACs of one ``image_size`` x ``image_size`` image through ``net`` in eval mode (FlopCounterMode / 2)."""
+    """MACs of one ``image_size`` x ``image_size`` image through ``net`` in eval mode (FlopCounterMode / 2;
+    an auxiliary head, active in training mode only, is not counted)."""
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
@@ -26,4 +27,6 @@ def measured_macs(net: nn.Module, image_size: int, in_channels: int = 3) -> int:
 
 
 def count_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
+    """Parameters of ``net`` without its auxiliary head, as DARTS reports model size
+    (quark0/darts ``utils.count_parameters_in_MB``); also on the ``meta`` device."""
+    return sum(p.numel() for name, p in net.named_parameters() if "auxiliary" not in name)

@@ -23,15 +23,11 @@ from gmnas_cli.data import Split
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.logging import log, progress_bar
-from gmnas_cli.infra.seeding import derive_seed, generator
+from gmnas_cli.infra.seeding import derive_seed, generator, seeded_init
 from gmnas_cli.spaces import Arch, SearchSpace
+from gmnas_cli.spaces.counting import count_params
 from gmnas_cli.training.state import Checkpointed
 from gmnas_cli.training.trainer import check_finite, cosine_lr
-
-
-def count_params_m(net: nn.Module) -> float:
-    """Parameters in millions, without the auxiliary head (as DARTS reports model size)."""
-    return sum(p.numel() for name, p in net.named_parameters() if "auxiliary" not in name) / 1e6
 
 
 def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
@@ -52,8 +48,8 @@ def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
 
 def build_network(space: SearchSpace, arch: Arch, cfg: Any, seed_tag: str) -> nn.Module:
     """The space's stand-alone network for ``arch`` with seeded initial weights."""
-    torch.manual_seed(derive_seed(int(cfg.seed), seed_tag, "init"))
-    return space.build_network(arch, cfg.retrain, int(cfg.dataset.num_classes), int(cfg.dataset.in_channels))
+    with seeded_init(int(cfg.seed), seed_tag, "init"):
+        return space.build_network(arch, cfg.retrain, int(cfg.dataset.num_classes), int(cfg.dataset.in_channels))
 
 
 class NetworkTrainer(Checkpointed):
@@ -249,7 +245,7 @@ def retrain_from_scratch(rt: Any, arch: Arch, out_dir: Path) -> dict[str, Any]:
     ``out_dir/ckpt.pt``; then evaluate once on the test split."""
     cfg = rt.cfg
     net = build_network(rt.space, arch, cfg, "retrain")
-    params_m = count_params_m(net)
+    params_m = count_params(net) / 1e6
     trainer = NetworkTrainer(net, cfg, rt.data.full_train(), rt.device, "retrain", int(cfg.retrain.epochs),
                              space=rt.space)
     ckpt = out_dir / "ckpt.pt"
@@ -269,5 +265,5 @@ def retrain_from_scratch(rt: Any, arch: Arch, out_dir: Path) -> dict[str, Any]:
             "seconds": round(trainer.seconds + time.time() - start, 3)}
 
 
-__all__ = ["NetworkTrainer", "build_network", "count_params_m", "cutout", "retrain_from_scratch",
+__all__ = ["NetworkTrainer", "build_network", "cutout", "retrain_from_scratch",
            "short_retrain"]

@@ -31,6 +31,7 @@ from gmnas_cli.data import Split
 from gmnas_cli.infra.io import checkpoint_exists, load_checkpoint, prev_path, read_json, write_json
 from gmnas_cli.infra.logging import log
 from gmnas_cli.infra.seeding import derive_seed
+from gmnas_cli.spaces.counting import count_params
 from gmnas_cli.spaces.ofa.macs import subnet_mflops
 from gmnas_cli.spaces.ofa.space import OfaSupernet, Subnet, extract_subnet
 from gmnas_cli.training.trainer import SupernetTrainer
@@ -169,7 +170,7 @@ def search_leaf(rt: Any, tree: Any, leaf: Any, algo_cls: Callable[..., Any]) -> 
     subnet = Subnet(**best["subnet"])
     arch = space.subnet_to_arch(subnet)
     static = extract_subnet(net, subnet)
-    params_m = sum(p.numel() for p in static.parameters()) / 1e6
+    params_m = count_params(static) / 1e6
     write_json(out / "subnet.json", {**subnet.to_json(), "image_size": image_size})
     result = {"leaf": leaf.id, "arch": space.arch_to_str(arch), "arch_ops": arch, "subnet": subnet.to_json(),
               "val_loss": float(best["loss"]), "val_acc": float(best["acc"]),

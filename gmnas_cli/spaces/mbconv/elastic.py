@@ -1,5 +1,7 @@
-"""Elastic MobileNetV3 layers (OFA: mit-han-lab/once-for-all, ``ofa/utils/layers.py`` and
-``elastic_nn/modules/dynamic_layers.py``), rewritten without the ``ofa`` package.
+"""Elastic MobileNetV3 layers (OFA: mit-han-lab/once-for-all,
+``elastic_nn/modules/dynamic_layers.py`` and ``dynamic_op.py``), rewritten without the ``ofa``
+package; ``DynamicMBConv.copy_active_to`` fills the static ``MBConv`` of ``mbconv/layers.py`` (OFA
+``DynamicMBConvLayer.get_active_subnet``).
 
 A dynamic layer holds the largest weight and computes a smaller one from it:
 - elastic kernel: the centre ``k x k`` crop of the 7x7 depthwise weight, transformed by learned
@@ -15,23 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """OFA/TF ``make_divisible``: round to a multiple of ``divisor``, never below 90% of ``v``."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return int(new_v)
-
-
-def activation(name: str) -> nn.Module:
-    """``relu`` or ``h_swish`` (OFA MobileNetV3: relu in the first stages, h_swish later)."""
-    if name == "relu":
-        return nn.ReLU(inplace=True)
-    if name == "h_swish":
-        return nn.Hardswish(inplace=True)
-    raise ValueError(f"unknown activation {name!r}")
+from gmnas_cli.spaces.mbconv.layers import OFA_BN_EPS, SE_REDUCTION, MBConv, activation, make_divisible
 
 
 def sub_filter_start_end(kernel_size: int, sub_kernel_size: int) -> tuple[int, int]:
@@ -48,7 +34,7 @@ class DynamicBatchNorm2d(nn.Module):
 
     def __init__(self, max_features: int) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(max_features)  # OFA MobileNetV3: momentum 0.1, eps 1e-5
+        self.bn = nn.BatchNorm2d(max_features, eps=OFA_BN_EPS)  # OFA MobileNetV3: momentum 0.1, eps 1e-5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.size(1)
@@ -65,7 +51,7 @@ class DynamicBatchNorm2d(nn.Module):
 class DynamicSE(nn.Module):
     """Squeeze-and-excitation on the first channels (OFA ``DynamicSE``: reduction 4, divisor 8)."""
 
-    REDUCTION = 4
+    REDUCTION = SE_REDUCTION
 
     def __init__(self, max_channels: int) -> None:
         super().__init__()
@@ -132,7 +118,7 @@ class DynamicMBConv(nn.Module):
         self.depthwise_bn = DynamicBatchNorm2d(max_mid)
         self.se = DynamicSE(max_mid) if use_se else None
         self.project = nn.Conv2d(max_mid, out_channels, 1, bias=False)
-        self.project_bn = nn.BatchNorm2d(out_channels)
+        self.project_bn = nn.BatchNorm2d(out_channels, eps=OFA_BN_EPS)
         self.act = activation(act)
         self.residual = stride == 1 and in_channels == out_channels
 
@@ -148,6 +134,24 @@ class DynamicMBConv(nn.Module):
             h = self.se(h)
         h = self.project_bn(F.conv2d(h, self.project.weight[:, :mid]))
         return x + h if self.residual else h
+
+    @torch.no_grad()
+    def copy_active_to(self, static: MBConv, kernel_size: int, expand: float) -> None:
+        """Fill the static block ``static`` of this kernel and expand ratio with the active weights: the first channels, the
+        transformed kernel, the first BN statistics (OFA ``DynamicMBConvLayer.get_active_subnet``)."""
+        mid = self.mid_channels(expand)
+        static.expand[0].weight.copy_(self.expand_conv.weight[:mid])
+        _copy_bn(static.expand[1], self.expand_bn.bn, mid)
+        static.depthwise[0].weight.copy_(self.depthwise.active_filter(mid, kernel_size))
+        _copy_bn(static.depthwise[1], self.depthwise_bn.bn, mid)
+        if self.se is not None:
+            smid = static.se.reduce.out_channels
+            static.se.reduce.weight.copy_(self.se.reduce.weight[:smid, :mid])
+            static.se.reduce.bias.copy_(self.se.reduce.bias[:smid])
+            static.se.expand.weight.copy_(self.se.expand.weight[:mid, :smid])
+            static.se.expand.bias.copy_(self.se.expand.bias[:mid])
+        static.project[0].weight.copy_(self.project.weight[:, :mid])
+        static.project[1].load_state_dict(self.project_bn.state_dict())
 
     @torch.no_grad()
     def reorganize_middle(self, expand_stage: int = 0) -> None:
@@ -184,47 +188,7 @@ def _permute_bn(bn: nn.BatchNorm2d, idx: torch.Tensor) -> None:
         t.copy_(t[idx])
 
 
-# -- static layers (extracted subnets, retraining) --------------------------------------------
-
-class ConvBNAct(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int, stride: int, act: str | None, bn: bool = True,
-                 groups: int = 1) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)]
-        if bn:
-            layers.append(nn.BatchNorm2d(cout))
-        if act is not None:
-            layers.append(activation(act))
-        super().__init__(*layers)
-
-
-class SE(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        mid = make_divisible(channels // DynamicSE.REDUCTION)
-        self.reduce = nn.Conv2d(channels, mid, 1, bias=True)
-        self.expand = nn.Conv2d(mid, channels, 1, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.reduce(x.mean((2, 3), keepdim=True)), inplace=True)
-        return x * F.hardsigmoid(self.expand(y), inplace=True)
-
-
-class MBConv(nn.Module):
-    """A static inverted residual block (OFA ``MBConvLayer`` in a ``ResidualBlock``)."""
-
-    def __init__(self, cin: int, mid: int, cout: int, k: int, stride: int, act: str, use_se: bool,
-                 expand: bool = True) -> None:
-        super().__init__()
-        self.expand = ConvBNAct(cin, mid, 1, 1, act) if expand else None
-        self.depthwise = ConvBNAct(mid, mid, k, stride, act, groups=mid)
-        self.se = SE(mid) if use_se else None
-        self.project = ConvBNAct(mid, cout, 1, 1, None)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.expand(x) if self.expand is not None else x
-        h = self.depthwise(h)
-        if self.se is not None:
-            h = self.se(h)
-        h = self.project(h)
-        return x + h if self.residual else h
+def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
+    for t, u in ((dst.weight, src.weight), (dst.bias, src.bias), (dst.running_mean, src.running_mean),
+                 (dst.running_var, src.running_var)):
+        t.copy_(u[:c])

@@ -1,35 +1,60 @@
-"""MobileNetV2-style building blocks of ProxylessNAS (Cai et al. 2019), reusable by other spaces.
+"""Static MobileNet building blocks shared by ``space=mobilenet`` (ProxylessNAS, Cai et al. 2019)
+and ``space=ofa_mbv3`` (OFA, Cai et al. 2020); the elastic forms are in ``mbconv/elastic.py``.
 
-Layers follow ProxylessNAS upstream (mit-han-lab/proxylessnas ``modules/layers.py``): a
-``ConvLayer`` is conv-BN-ReLU6; an ``MBConv`` (``MBInvertedConvLayer``) is an optional 1x1 expand
-(conv-BN-ReLU6, absent when the expand ratio is 1), a depthwise kxk conv-BN-ReLU6 with the stride,
-and a linear 1x1 projection conv-BN; the middle width is ``round(in * expand)``. BN uses
-momentum 0.1 and eps 1e-3 (upstream ``set_bn_param``). Each layer also states its
-multiply-accumulate count (``macs``) and its ProxylessNAS ``net.config`` entry (``config``).
+One family, as OFA shares its layers between its ProxylessNAS and MobileNetV3 networks
+(mit-han-lab/once-for-all ``ofa/utils/layers.py``):
+- ``ConvBNAct``: kxk conv (stride s), optional BN, optional activation (ProxylessNAS/OFA ``ConvLayer``);
+- ``MBConv``: an inverted residual block: optional 1x1 expand conv-BN-act, depthwise kxk conv-BN-act
+  with the stride, optional squeeze-and-excitation, linear 1x1 projection conv-BN, and the identity
+  shortcut when asked (ProxylessNAS ``MBInvertedConvLayer``, OFA ``MBConvLayer`` in a ``ResidualBlock``);
+- ``SE``: squeeze-and-excitation, reduction 4, width divisor 8 (OFA ``SEModule``);
+- ``Classifier``: global pool, optional dropout, linear (ProxylessNAS ``LinearLayer``).
+
+Each space keeps its own BN settings and state-dict names (``PROXYLESS``, ``OFA``), so
+checkpoints of either space load unchanged. MACs (the papers' "MFLOPs") are computed here once
+(``conv_macs``, ``mbconv_macs``): convolutions and linear layers only, as ProxylessNAS ``get_flops``,
+OFA ``count_net_flops`` and torch's ``FlopCounterMode`` count them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BN_MOMENTUM = 0.1  # ProxylessNAS set_bn_param(momentum=0.1, eps=1e-3)
 BN_EPS = 1e-3
+OFA_BN_EPS = 1e-5  # OFA MobileNetV3: torch's BatchNorm2d defaults (momentum 0.1, eps 1e-5)
+SE_REDUCTION = 4  # OFA SEModule.REDUCTION
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor``, never below 90% of ``v`` (ProxylessNAS/MobileNetV2)."""
+    """Round ``v`` to a multiple of ``divisor``, never below 90% of ``v`` (ProxylessNAS/OFA/TF
+    MobileNetV2 ``make_divisible``)."""
     min_value = min_value or divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     if new_v < 0.9 * v:
         new_v += divisor
-    return new_v
+    return int(new_v)
 
 
-def bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, momentum=BN_MOMENTUM, eps=BN_EPS)
+def activation(name: str) -> nn.Module:
+    """``relu6`` (ProxylessNAS), ``relu`` or ``h_swish`` (OFA MobileNetV3: relu early, h_swish later)."""
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "h_swish":
+        return nn.Hardswish(inplace=True)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def conv_out(size: int, k: int, stride: int) -> int:
+    """Output size of a kxk conv with padding k // 2 on a ``size`` x ``size`` map."""
+    return (size + 2 * (k // 2) - k) // stride + 1
 
 
 def conv_macs(c_in: int, c_out: int, k: int, out_hw: int, groups: int = 1) -> int:
@@ -37,64 +62,126 @@ def conv_macs(c_in: int, c_out: int, k: int, out_hw: int, groups: int = 1) -> in
     return out_hw * out_hw * k * k * (c_in // groups) * c_out
 
 
-class ConvLayer(nn.Sequential):
-    """kxk conv (stride s) - BN - ReLU6 (ProxylessNAS ``ConvLayer``; first conv, feature mix)."""
+def mbconv_macs(c_in: int, mid: int, c_out: int, k: int, stride: int, size: int, expand: bool = True,
+                se: bool = False) -> int:
+    """MACs of an MBConv on a ``size`` x ``size`` input: the 1x1 expand at input size, the depthwise
+    kxk and the 1x1 projection at output size, and the SE's two 1x1 convs on the pooled map (BN,
+    activations, the SE multiply and the skip add are not counted)."""
+    out = conv_out(size, k, stride)
+    total = conv_macs(c_in, mid, 1, size) if expand else 0
+    total += conv_macs(mid, mid, k, out, groups=mid)
+    if se:
+        total += 2 * mid * make_divisible(mid // SE_REDUCTION)
+    return total + conv_macs(mid, c_out, 1, out)
 
-    def __init__(self, c_in: int, c_out: int, k: int = 3, stride: int = 1) -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), bn(c_out), nn.ReLU6(inplace=True))
-        self.c_in, self.c_out, self.k, self.stride = c_in, c_out, k, stride
+
+@dataclass(frozen=True)
+class Style:
+    """A space's BN epsilon and the state-dict names of an MBConv's expand, depthwise and projection."""
+
+    bn_eps: float
+    expand: str
+    depthwise: str
+    project: str
+
+
+PROXYLESS = Style(BN_EPS, "inverted_bottleneck", "depth_conv", "point_linear")  # ProxylessNAS MBInvertedConvLayer
+OFA = Style(OFA_BN_EPS, "expand", "depthwise", "project")  # space=ofa_mbv3's checkpoints
+
+
+class ConvBNAct(nn.Sequential):
+    """kxk conv (stride s, groups) - BN - activation; BN and activation optional."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, act: str | None, bn: bool = True,
+                 groups: int = 1, eps: float = OFA_BN_EPS) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False)]
+        if bn:
+            layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM, eps=eps))
+        if act is not None:
+            layers.append(activation(act))
+        super().__init__(*layers)
+        self.c_in, self.c_out, self.k, self.stride, self.groups, self.act_name = c_in, c_out, k, stride, groups, act
 
     def out_size(self, size: int) -> int:
-        return (size + 2 * (self.k // 2) - self.k) // self.stride + 1
+        return conv_out(size, self.k, self.stride)
 
     def macs(self, size: int) -> int:
         """MACs on a ``size`` x ``size`` input."""
-        return conv_macs(self.c_in, self.c_out, self.k, self.out_size(size))
+        return conv_macs(self.c_in, self.c_out, self.k, self.out_size(size), self.groups)
 
     def config(self) -> dict[str, Any]:
-        return {"name": "ConvLayer", "kernel_size": self.k, "stride": self.stride, "dilation": 1, "groups": 1,
-                "bias": False, "has_shuffle": False, "in_channels": self.c_in, "out_channels": self.c_out,
-                "use_bn": True, "act_func": "relu6", "dropout_rate": 0, "ops_order": "weight_bn_act"}
+        """ProxylessNAS's ``ConvLayer`` entry of ``net.config``."""
+        return {"name": "ConvLayer", "kernel_size": self.k, "stride": self.stride, "dilation": 1,
+                "groups": self.groups, "bias": False, "has_shuffle": False, "in_channels": self.c_in,
+                "out_channels": self.c_out, "use_bn": len(self) > 1 and isinstance(self[1], nn.BatchNorm2d),
+                "act_func": self.act_name, "dropout_rate": 0, "ops_order": "weight_bn_act"}
+
+
+def proxyless_conv(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> ConvBNAct:
+    """ProxylessNAS's ``ConvLayer``: conv-BN-ReLU6 (first conv, feature mix)."""
+    return ConvBNAct(c_in, c_out, k, stride, "relu6", eps=BN_EPS)
+
+
+class SE(nn.Module):
+    """Squeeze-and-excitation: pool, 1x1 reduce + ReLU, 1x1 expand + hard sigmoid, multiply (OFA ``SEModule``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = make_divisible(channels // SE_REDUCTION)
+        self.reduce = nn.Conv2d(channels, mid, 1, bias=True)
+        self.expand = nn.Conv2d(mid, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.reduce(x.mean((2, 3), keepdim=True)), inplace=True)
+        return x * F.hardsigmoid(self.expand(y), inplace=True)
 
 
 class MBConv(nn.Module):
-    """Inverted residual convolution without its shortcut (ProxylessNAS ``MBInvertedConvLayer``)."""
+    """A static inverted residual block (module docstring). ``expand=False`` drops the 1x1 expand
+    (expand ratio 1, ``mid == c_in``); ``residual`` adds the identity shortcut inside the block."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, expand: int) -> None:
+    def __init__(self, c_in: int, mid: int, c_out: int, k: int, stride: int, act: str, se: bool = False,
+                 expand: bool = True, residual: bool = False, style: Style = OFA,
+                 expand_ratio: float | None = None) -> None:
         super().__init__()
-        self.c_in, self.c_out, self.k, self.stride, self.expand = c_in, c_out, k, stride, expand
-        mid = self.mid = round(c_in * expand)
-        self.inverted_bottleneck = None if expand == 1 else nn.Sequential(
-            nn.Conv2d(c_in, mid, 1, bias=False), bn(mid), nn.ReLU6(inplace=True))
-        self.depth_conv = nn.Sequential(nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False), bn(mid),
-                                        nn.ReLU6(inplace=True))
-        self.point_linear = nn.Sequential(nn.Conv2d(mid, c_out, 1, bias=False), bn(c_out))
+        self.c_in, self.mid, self.c_out, self.k, self.stride = c_in, mid, c_out, k, stride
+        self.has_expand, self.use_se, self.residual, self.style = expand, se, residual, style
+        self.expand_ratio = expand_ratio if expand_ratio is not None else mid / c_in
+        eps = style.bn_eps
+        self.add_module(style.expand, ConvBNAct(c_in, mid, 1, 1, act, eps=eps) if expand else None)
+        self.add_module(style.depthwise, ConvBNAct(mid, mid, k, stride, act, groups=mid, eps=eps))
+        self.se = SE(mid) if se else None
+        self.add_module(style.project, ConvBNAct(mid, c_out, 1, 1, None, eps=eps))
+
+    @classmethod
+    def proxyless(cls, c_in: int, c_out: int, k: int, stride: int, expand: int) -> MBConv:
+        """ProxylessNAS ``MBInvertedConvLayer``: ReLU6, no SE, middle width ``round(in * expand)``,
+        no 1x1 expand when the ratio is 1, shortcut added by the enclosing block."""
+        return cls(c_in, round(c_in * expand), c_out, k, stride, "relu6", expand=expand != 1, style=PROXYLESS,
+                   expand_ratio=expand)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.inverted_bottleneck is not None:
-            x = self.inverted_bottleneck(x)
-        return self.point_linear(self.depth_conv(x))
+        modules = self._modules
+        expand = modules[self.style.expand]
+        h = x if expand is None else expand(x)
+        h = modules[self.style.depthwise](h)
+        if self.se is not None:
+            h = self.se(h)
+        h = modules[self.style.project](h)
+        return x + h if self.residual else h
 
     def out_size(self, size: int) -> int:
-        return (size + 2 * (self.k // 2) - self.k) // self.stride + 1
+        return conv_out(size, self.k, self.stride)
 
     def macs(self, size: int) -> int:
         """MACs on a ``size`` x ``size`` input."""
-        return self.macs_of(self.c_in, self.c_out, self.k, self.stride, self.expand, size)
-
-    @staticmethod
-    def macs_of(c_in: int, c_out: int, k: int, stride: int, expand: int, size: int) -> int:
-        """MACs of an MBConv on a ``size`` x ``size`` input: the 1x1 expand at input size, the
-        depthwise kxk and the 1x1 projection at output size (BN, ReLU6 and the skip add uncounted,
-        as ProxylessNAS ``get_flops`` and torch's FlopCounterMode)."""
-        mid = round(c_in * expand)
-        out = (size + 2 * (k // 2) - k) // stride + 1
-        total = 0 if expand == 1 else conv_macs(c_in, mid, 1, size)
-        return total + conv_macs(mid, mid, k, out, groups=mid) + conv_macs(mid, c_out, 1, out)
+        return mbconv_macs(self.c_in, self.mid, self.c_out, self.k, self.stride, size, self.has_expand, self.use_se)
 
     def config(self) -> dict[str, Any]:
+        """ProxylessNAS's ``MBInvertedConvLayer`` entry of ``net.config``."""
         return {"name": "MBInvertedConvLayer", "in_channels": self.c_in, "out_channels": self.c_out,
-                "kernel_size": self.k, "stride": self.stride, "expand_ratio": self.expand, "mid_channels": self.mid}
+                "kernel_size": self.k, "stride": self.stride, "expand_ratio": self.expand_ratio,
+                "mid_channels": self.mid}
 
 
 def zero_layer_config(stride: int) -> dict[str, Any]:

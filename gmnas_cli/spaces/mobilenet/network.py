@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gmnas_cli.spaces.base import Arch
-from gmnas_cli.spaces.mbconv.layers import Classifier, ConvLayer, MBConv
+from gmnas_cli.spaces.mbconv.layers import Classifier, MBConv, proxyless_conv
 from gmnas_cli.spaces.mobilenet.ops import BlockSpec, parse_op
 
 
@@ -19,7 +19,7 @@ class MobileBlock(nn.Module):
         super().__init__()
         parsed = parse_op(op)
         self.residual = spec.residual
-        self.conv = None if parsed is None else MBConv(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1])
+        self.conv = None if parsed is None else MBConv.proxyless(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is None:
@@ -36,10 +36,10 @@ class MobileNetNetwork(nn.Module):
         super().__init__()
         self.arch = dict(arch)
         self.config = space.arch_to_config(arch, num_classes, dropout)
-        self.first_conv = ConvLayer(space.in_channels, space.stem, 3, 2)
-        self.first_block = MBConv(space.stem, space.first, 3, 1, 1)
+        self.first_conv = proxyless_conv(space.in_channels, space.stem, 3, 2)
+        self.first_block = MBConv.proxyless(space.stem, space.first, 3, 1, 1)
         self.blocks = nn.Sequential(*[MobileBlock(spec, arch[e]) for e, spec in zip(space.edges, space.specs)])
-        self.feature_mix = ConvLayer(space.last_width, space.mix, 1, 1)
+        self.feature_mix = proxyless_conv(space.last_width, space.mix, 1, 1)
         self.classifier = Classifier(space.mix, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -104,7 +104,7 @@ class MixedBlock(nn.Module):
             key = name.replace("x", "_")  # ModuleDict keys: no dots, stable in checkpoints
             self.op_key.append(key)
             if parsed is not None:
-                ops[key] = MBConv(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1])
+                ops[key] = MBConv.proxyless(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1])
         self.ops = nn.ModuleDict(ops)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, row: int, active: Any) -> torch.Tensor:

@@ -30,14 +30,16 @@ from torch import nn
 
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, NaturalInput, SearchSpace, Supernet
+from gmnas_cli.spaces.counting import count_params
 from gmnas_cli.spaces.mbconv.layers import (
     BN_EPS,
     BN_MOMENTUM,
     Classifier,
-    ConvLayer,
     MBConv,
     identity_config,
     make_divisible,
+    mbconv_macs,
+    proxyless_conv,
     zero_layer_config,
 )
 from gmnas_cli.spaces.mobilenet.network import MobileNetNetwork
@@ -72,11 +74,11 @@ def stage_list(cfg: Any) -> list[tuple[int, int, int]]:
 class MobileNetSupernet(Supernet):
     def __init__(self, space: MobileNetSpace, mask: Mask) -> None:
         super().__init__(space, mask)
-        self.first_conv = ConvLayer(space.in_channels, space.stem, 3, 2)
-        self.first_block = MBConv(space.stem, space.first, 3, 1, 1)
+        self.first_conv = proxyless_conv(space.in_channels, space.stem, 3, 2)
+        self.first_block = MBConv.proxyless(space.stem, space.first, 3, 1, 1)
         # Indexed by the space's op list; an unavailable `zero` has no module and no mask enables it.
         self.blocks = nn.ModuleList([MixedBlock(spec, space.ops) for spec in space.specs])
-        self.feature_mix = ConvLayer(space.last_width, space.mix, 1, 1)
+        self.feature_mix = proxyless_conv(space.last_width, space.mix, 1, 1)
         self.classifier = Classifier(space.mix, space.num_classes)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
@@ -201,18 +203,18 @@ class MobileNetSpace(SearchSpace):
 
     def arch_to_config(self, arch: Arch, num_classes: int | None = None, dropout: float = 0.0) -> dict[str, Any]:
         """ProxylessNAS's ``net.config`` JSON of ``arch`` (notes/mobilenet-facts.md 2)."""
-        first = ConvLayer(self.in_channels, self.stem, 3, 2).config()
+        first = proxyless_conv(self.in_channels, self.stem, 3, 2).config()
         blocks = [{"name": "MobileInvertedResidualBlock",
-                   "mobile_inverted_conv": {**MBConv(self.stem, self.first, 3, 1, 1).config(), "mid_channels": None},
+                   "mobile_inverted_conv": {**MBConv.proxyless(self.stem, self.first, 3, 1, 1).config(), "mid_channels": None},
                    "shortcut": None}]
         for e, spec in zip(self.edges, self.specs):
             parsed = parse_op(arch[e])
             conv = zero_layer_config(spec.stride) if parsed is None else {
-                **MBConv(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1]).config(), "mid_channels": None}
+                **MBConv.proxyless(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1]).config(), "mid_channels": None}
             blocks.append({"name": "MobileInvertedResidualBlock", "mobile_inverted_conv": conv,
                            "shortcut": identity_config(spec.c_in) if spec.residual else None})
         return {"name": "ProxylessNASNets", "bn": {"momentum": BN_MOMENTUM, "eps": BN_EPS}, "first_conv": first,
-                "blocks": blocks, "feature_mix_layer": ConvLayer(self.last_width, self.mix, 1, 1).config(),
+                "blocks": blocks, "feature_mix_layer": proxyless_conv(self.last_width, self.mix, 1, 1).config(),
                 "classifier": Classifier(self.mix, num_classes or self.num_classes, dropout).config()}
 
     def config_to_arch(self, config: dict[str, Any]) -> Arch:
@@ -254,10 +256,10 @@ class MobileNetSpace(SearchSpace):
     def fixed_macs(self, image_size: int | None = None, num_classes: int | None = None) -> int:
         """MACs outside the searchable blocks: first conv, block 0, feature mix, classifier."""
         size = int(image_size or self.input_size)
-        first = ConvLayer(self.in_channels, self.stem, 3, 2)
+        first = proxyless_conv(self.in_channels, self.stem, 3, 2)
         _, final = self.block_sizes(size)
-        return (first.macs(size) + MBConv.macs_of(self.stem, self.first, 3, 1, 1, first.out_size(size))
-                + ConvLayer(self.last_width, self.mix, 1, 1).macs(final) + self.mix * (num_classes or self.num_classes))
+        return (first.macs(size) + mbconv_macs(self.stem, self.stem, self.first, 3, 1, first.out_size(size), expand=False)
+                + proxyless_conv(self.last_width, self.mix, 1, 1).macs(final) + self.mix * (num_classes or self.num_classes))
 
     def op_macs(self, image_size: int | None = None) -> torch.Tensor:
         """``[num_edges, num_ops]`` MACs of each op on each block (0: zero or unavailable)."""
@@ -267,7 +269,9 @@ class MobileNetSpace(SearchSpace):
             for j, o in enumerate(self.ops):
                 parsed = parse_op(o)
                 if parsed is not None:
-                    table[i, j] = MBConv.macs_of(spec.c_in, spec.c_out, parsed[0], spec.stride, parsed[1], size)
+                    k, e = parsed  # MBInvertedConvLayer: middle width round(in * e), no expand conv at e = 1
+                    mid = round(spec.c_in * e)
+                    table[i, j] = mbconv_macs(spec.c_in, mid, spec.c_out, k, spec.stride, size, e != 1)
         return table
 
     def arch_macs(self, arch: Arch, image_size: int | None = None, num_classes: int | None = None) -> int:
@@ -283,7 +287,7 @@ class MobileNetSpace(SearchSpace):
         """Parameters (M) of the stand-alone network and MFLOPs (MACs / 1e6) at the input size."""
         with torch.device("meta"):  # counts without allocating memory or drawing random numbers
             net = MobileNetNetwork(self, arch, self.num_classes)
-        params = sum(p.numel() for p in net.parameters())
+        params = count_params(net)
         return {"params_m": round(params / 1e6, 6), "mflops": round(self.arch_macs(arch) / 1e6, 4)}
 
     # -- evaluation -------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from torch import nn
 from gmnas_cli.config.schema import SpaceConfig
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, NaturalInput, SearchSpace, Supernet
-from gmnas_cli.spaces.mbconv.elastic import ConvBNAct, DynamicMBConv, MBConv, make_divisible
+from gmnas_cli.spaces.mbconv.elastic import DynamicMBConv
+from gmnas_cli.spaces.mbconv.layers import ConvBNAct, MBConv, make_divisible
 
 KERNELS = (3, 5, 7)  # OFA's elastic kernel sizes (transforms 7->5->3)
 ACTS = ("relu", "h_swish")
@@ -260,14 +261,18 @@ class OfaSpace(SearchSpace):
         return StaticMobileNetV3(self, self.arch_to_subnet(arch), num_classes, in_channels)
 
 
+def first_block(width: int) -> MBConv:
+    """OFA's fixed first block: 3x3 depthwise (relu) and projection, no expand, identity shortcut."""
+    return MBConv(width, width, width, 3, 1, "relu", expand=False, residual=True)
+
+
 class OfaSupernet(Supernet):
     """The elastic network; ``set_active`` chooses expand ratios and depths, ``active`` kernels."""
 
     def __init__(self, space: OfaSpace, mask: Mask) -> None:
         super().__init__(space, mask)
         self.first_conv = ConvBNAct(space.in_channels, space.first_width, 3, 2, "h_swish")
-        self.first_block = MBConv(space.first_width, space.first_width, space.first_width, 3, 1, "relu", False,
-                                  expand=False)
+        self.first_block = first_block(space.first_width)
         blocks = []
         for i in range(len(space.edges)):
             cin, cout, stride, spec = space.block_config(i)
@@ -313,12 +318,13 @@ class StaticMobileNetV3(nn.Module):
         self.subnet = subnet
         fw = space.first_width
         self.first_conv = ConvBNAct(in_channels, fw, 3, 2, "h_swish")
-        self.first_block = MBConv(fw, fw, fw, 3, 1, "relu", False, expand=False)
+        self.first_block = first_block(fw)
         blocks = []
         for i in space.active_blocks(subnet):
             cin, cout, stride, spec = space.block_config(i)
-            mid = make_divisible(round(cin * subnet.e[i]))
-            blocks.append(MBConv(cin, mid, cout, subnet.ks[i], stride, spec.act, spec.se))
+            mid = make_divisible(round(cin * subnet.e[i]))  # OFA DynamicMBConvLayer.active_middle_channel
+            blocks.append(MBConv(cin, mid, cout, subnet.ks[i], stride, spec.act, spec.se,
+                                 residual=stride == 1 and cin == cout))
         self.block_ids = space.active_blocks(subnet)
         self.blocks = nn.Sequential(*blocks)
         self.final_expand = ConvBNAct(space.widths[-1], space.final_width, 1, 1, "h_swish")
@@ -340,22 +346,6 @@ def extract_subnet(net: OfaSupernet, subnet: Subnet) -> StaticMobileNetV3:
         getattr(out, name).load_state_dict(getattr(net, name).state_dict())
     for static, i in zip(out.blocks, out.block_ids):
         dyn: DynamicMBConv = net.blocks[i]  # type: ignore[assignment]
-        mid = dyn.mid_channels(subnet.e[i])
-        static.expand[0].weight.copy_(dyn.expand_conv.weight[:mid])
-        _copy_bn(static.expand[1], dyn.expand_bn.bn, mid)
-        static.depthwise[0].weight.copy_(dyn.depthwise.active_filter(mid, subnet.ks[i]))
-        _copy_bn(static.depthwise[1], dyn.depthwise_bn.bn, mid)
-        if dyn.se is not None:
-            smid = static.se.reduce.out_channels
-            static.se.reduce.weight.copy_(dyn.se.reduce.weight[:smid, :mid])
-            static.se.reduce.bias.copy_(dyn.se.reduce.bias[:smid])
-            static.se.expand.weight.copy_(dyn.se.expand.weight[:mid, :smid])
-            static.se.expand.bias.copy_(dyn.se.expand.bias[:mid])
-        static.project[0].weight.copy_(dyn.project.weight[:, :mid])
-        static.project[1].load_state_dict(dyn.project_bn.state_dict())
+        dyn.copy_active_to(static, subnet.ks[i], subnet.e[i])
     return out
 
-
-def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        getattr(dst, name).copy_(getattr(src, name)[:c])
