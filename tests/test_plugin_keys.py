@@ -5,6 +5,7 @@ choose is refused at start-up with one line naming its owner, and a declared key
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import inspect
 import typing
@@ -15,9 +16,10 @@ from hydra import compose, initialize_config_dir
 
 from gmnas_cli.config import register_configs
 from gmnas_cli.config.schema import Config
+from gmnas_cli.experiment.directory import comparable, identity
 from gmnas_cli.pipeline.validate import PLUGIN_GROUPS, refuse_foreign_keys
 from tests._reliability import error_lines, hash_files, run_inproc, temp_files
-from tests.conftest import REPO
+from tests.conftest import REPO, make_cfg
 
 PACKAGE = REPO / "gmnas_cli"
 
@@ -134,3 +136,16 @@ def test_the_smoke_preset_sets_no_key_of_another_plugin(tmp_path: Path) -> None:
             for option in sorted((conf / group).glob("*.yaml")):
                 refuse_foreign_keys(compose(config_name="config", overrides=["experiment=smoke",
                                                                              f"{group}={option.stem}"]))
+
+
+def test_identity_ignores_keys_of_unchosen_plugins_and_retired_keys(tmp_path: Path) -> None:
+    """An experiment made when experiment=smoke still set algo.eval_archs on algo=darts (and the schema
+    had space.kernel_sizes) has the same identity: neither could change what it computed."""
+    cfg = make_cfg(tmp_path, "experiment=smoke")
+    mine = identity(cfg, "search")
+    older = copy.deepcopy(mine)
+    older["algo"].update(eval_archs=4, eval_batches=1)
+    older["space"]["kernel_sizes"] = []
+    assert comparable(older) == comparable(mine)
+    older["algo"]["arch_lr"] = 0.1  # a key of the chosen algorithm still counts
+    assert comparable(older) != comparable(mine)

@@ -38,6 +38,8 @@ _VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "be
 # select reads `retrain` too: successive halving short-retrains with its settings.
 _STAGE_SECTIONS = {"select": ["select", "benchmark", "retrain"], "retrain": ["retrain", "select", "benchmark"]}
 STAGE_ORDER = ["warmup", "split", "search", "select", "retrain"]
+# Keys removed from the schema that no code ever read: an experiment made before keeps its identity.
+_RETIRED = {"space": ("kernel_sizes",)}
 # What a stage writes itself once it has started its work (relative to the experiment root); a config
 # snapshot of a stage that left none of these behind (it failed first) binds no later run.
 _OWN_ARTEFACTS = {"warmup": ["nodes/0/ckpt.pt", "nodes/0/ckpt.pt.prev"],
@@ -60,6 +62,25 @@ def identity(cfg: DictConfig, stage: str) -> dict[str, Any]:
     extra = _STAGE_SECTIONS.get(stage, [])
     return {k: v for k, v in full.items() if k not in _VOLATILE and (k not in ("select", "retrain",
             "benchmark") or k in extra)}
+
+
+def comparable(ident: dict[str, Any]) -> dict[str, Any]:
+    """An identity without the keys that cannot change what the run computed: retired keys, and in each
+    plugin group the keys declared by options the run did not choose (``Registry.register(keys=...)``;
+    refused away from their defaults at start-up), so presets that stopped setting them match older runs."""
+    out = copy.deepcopy(ident)
+    for group, retired in _RETIRED.items():
+        if isinstance(out.get(group), dict):
+            for key in retired:
+                out[group].pop(key, None)
+    for group in ("space", "algo", "criterion", "dataset"):
+        node = out.get(group)
+        if not isinstance(node, dict) or str(node.get("name")) not in Registry.of(group):
+            continue
+        for key, owners in Registry.of(group).owners().items():
+            if str(node["name"]) not in owners:
+                node.pop(key, None)
+    return out
 
 
 def config_hash(obj: Any) -> str:
@@ -123,7 +144,7 @@ class Experiment:
         artefact does not stop the corrected command (issue 15)."""
         if self.cfg.force:
             return
-        mine = identity(self.cfg, stage)
+        mine = comparable(identity(self.cfg, stage))
         snaps = sorted((self.root / "config").glob("*.json")) if (self.root / "config").exists() else []
         snaps = [p for p in snaps if p.stem not in STAGE_ORDER or self.stage_ran(p.stem)]
         order = [stage, *STAGE_ORDER]  # name this stage's own change first
@@ -132,6 +153,7 @@ class Experiment:
             theirs = read_json(snap)
             if not isinstance(theirs, dict):
                 raise StageError(f"{snap}: expected a JSON object (a config snapshot); remove it or use force=true")
+            theirs = comparable(theirs)
             keys = set(mine) & set(theirs)
             if other_stage not in _STAGE_SECTIONS:
                 keys -= {"select", "retrain", "benchmark"}
