@@ -234,6 +234,10 @@ class SearchSpace(ABC):
             raise ConfigError("space.ops must list at least one op")
         self.edges: list[str] = self.edge_names()
 
+    # ``retrain.*`` keys only some spaces' ``build_network`` reads; refused on the others
+    # (pipeline/validate.py). Asked at start-up.
+    retrain_keys: tuple[str, ...] = ()
+
     # -- structure --------------------------------------------------------------------------
     def check_ops(self, valid: list[str], space_label: str) -> None:
         """Refuse ``space.ops`` that this space does not define (one-line ConfigError)."""
