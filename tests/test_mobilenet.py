@@ -13,9 +13,11 @@ from gmnas_cli.algorithms import build_algorithm
 from gmnas_cli.config.schema import AlgoConfig, SpaceConfig
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.seeding import seeded_init
+from gmnas_cli.pipeline.validate import refuse_foreign_keys
 from gmnas_cli.spaces import build_space
 from gmnas_cli.spaces.counting import count_params, measured_macs
 from gmnas_cli.spaces.mobilenet.space import PAPER_STAGES, PROXYLESS_OPS, Gated
+from tests.conftest import make_cfg
 
 TINY_STAGES = [[8, 2, 2], [16, 2, 1]]
 # GM-NAS's released GM + ProxylessNAS architecture (skhu101/GM-NAS Imagenet_train/.../
@@ -174,13 +176,15 @@ def test_bad_architecture_strings_name_the_token():
         space.str_to_arch(text.replace("3x3_MBConv3", "zero", 1))
 
 
-def test_bad_space_settings():
+def test_bad_space_settings(tmp_path):
     with pytest.raises(ConfigError, match="unknown MobileNet op '4x4_MBConv3'"):
         build_space(OmegaConf.structured(SpaceConfig(name="mobilenet", ops=["4x4_MBConv3"], stages=TINY_STAGES)), 5, 3)
     with pytest.raises(ConfigError, match=r"space.stages\[1\]"):
         build_space(space_cfg(stages=[[8, 1, 2], [8, 1, 3]]), 5, 3)
-    with pytest.raises(ConfigError, match="space.stages=.*no effect on space 'nb201'"):
-        build_space(OmegaConf.structured(SpaceConfig(name="nb201", ops=["none"], stages=TINY_STAGES)), 5, 3)
+    cfg = make_cfg(tmp_path, "space.stages=[[8,1,2],[8,1,3]]")
+    with pytest.raises(ConfigError, match="space.stages is a key of space=mobilenet, space=ofa_mbv3; this run uses "
+                                          "space=nb201"):
+        refuse_foreign_keys(cfg)
 
 
 def test_latency_table_costs_and_missing_key(tmp_path):
