@@ -261,11 +261,19 @@ class HalvingProtocol(str, Enum):
     short_retrain = "short_retrain"  # a short retrain from scratch per rung
 
 
+class WindowAverage(str, Enum):
+    """How the official protocol scores a candidate over a rung's epoch window."""
+
+    moving = "moving"  # official avg_of_acc(..., type='moving_avg'): weights 0.9 * 0.1^(age in epochs)
+    mean = "mean"  # plain mean over the window's epochs
+
+
 @dataclass
 class SuccessiveHalvingConfig:
     """Appendix C, Algorithm 3. ``official``: rung r ranks the candidates' real retrain runs by the
-    mean held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
-    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99, winner from the full runs);
+    ``average`` held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
+    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99 by its moving average,
+    winner from the full runs);
     ``short_retrain``: rung r retrains from scratch for ``schedule[r]`` epochs."""
 
     protocol: HalvingProtocol = HalvingProtocol.official
@@ -273,6 +281,7 @@ class SuccessiveHalvingConfig:
     window_end: list[int] = bounded(default_factory=lambda: [30, 100], ge=1, min_len=1)
     schedule: list[int] = bounded(default_factory=lambda: [10, 20, 40], ge=1, min_len=1)
     eta: int = bounded(2, ge=2)  # Algorithm 3 keeps 1/eta of the candidates per rung
+    average: WindowAverage = WindowAverage.moving  # official: moving_avg_of_list (successive_halving.py)
 
 
 @dataclass
