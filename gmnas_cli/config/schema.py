@@ -430,7 +430,7 @@ class Config:
     resume: Resume = Resume.auto
     deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
-    amp: bool = True  # CUDA only: bf16 autocast
+    amp: bool = False  # CUDA only: bf16 autocast of supernet training, GM gradients and retrain (official: fp32; docs/fidelity.md)
     channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
     quiet: bool = False  # no progress bars
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (infra/tblog.py)
