@@ -248,8 +248,9 @@ class CriterionConfig:
     scored_weight: ScoredWeight = ScoredWeight.one_hot  # official NB201 (DARTS-space presets: softmax)
     augment: bool = True  # official: GM scores augmented training minibatches (next(iter(train_queue)))
     early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm/criterion.py)
-    confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
-    early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
+    confidence: float = bounded(3.0, gt=0)  # early stop: error rate over all looks 1 - Phi(confidence) (3: 0.00135; criteria/gm/stop.py)
+    early_stop_min_batches: int = bounded(10, ge=2)  # early stop: the first look (never before this many minibatches)
+    early_stop_looks: int = bounded(4, ge=1)  # early stop: looks, geometric from early_stop_min_batches below criterion.batches
     workers: int = bounded(1, ge=0)  # GM: CPU processes scoring a split's edges in parallel (criteria/gm/workers.py); 0: one per usable CPU
     batched_ops: OpBatching = OpBatching.off  # GM: an edge's ops in one pass (criteria/gm/fast.py); off keeps memory at one pass
 
