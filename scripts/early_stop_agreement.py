@@ -34,7 +34,7 @@ def run(preset: str, seed: int, out: Path, extra: list[str]) -> list[dict]:
 
     def recording(scorers, scores, edges, cfg, branching):
         margins = original(scorers, scores, edges, cfg, branching)
-        order, groups = gm.decision_state(scores, edges)
+        order, groups = gm.decision_state(scores, edges, gm.option(cfg.cut))
         n = next(iter(scorers.values())).batches
         if n <= (nodes[-1][-1][0] if nodes and nodes[-1] else 0):
             nodes.append([])

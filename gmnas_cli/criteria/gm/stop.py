@@ -32,6 +32,7 @@ from gmnas_cli.criteria.base import SplitContext
 from gmnas_cli.criteria.cut import candidate_partitions, partition_costs
 from gmnas_cli.criteria.gm.scoring import (
     EdgeScorer,
+    cross_pairs,
     cut_similarity,
     decision_state,
     gm_minibatches,
@@ -43,11 +44,16 @@ from gmnas_cli.infra.logging import progress_bar
 
 
 def _cost_matrix(scorer: EdgeScorer, cfg: Any, branching: int) -> np.ndarray:
-    """[batches, K]: every candidate partition's cost on every minibatch (linear cuts only)."""
+    """[batches, K]: every candidate partition's cost on every minibatch (linear cuts only), on
+    the scale edges are compared on (``scoring.edge_cost``: balanced cuts per cross-group pair)."""
     rule = option(cfg.cut)
     stack = np.stack(scorer.dists)
     mat = cut_similarity(stack, scorer.kind) if rule == "balanced" else stack
-    return partition_costs(mat, rule, branching)
+    costs = partition_costs(mat, rule, branching)
+    if rule == "balanced":  # every balanced partition of n ops has the same number of cross pairs
+        n = len(scorer.ops)
+        costs = costs / max(cross_pairs([len(g) for g in candidate_partitions(rule, n, branching)[0]]), 1)
+    return costs
 
 
 def _partition_index(groups: list[list[str]], ops: list[str], cfg: Any, branching: int) -> int:
@@ -60,7 +66,7 @@ def confidence_margins(scorers: dict[str, EdgeScorer], scores: dict[str, dict[st
                        cfg: Any, branching: int) -> dict[str, tuple[float, float | None]]:
     """Per edge, the (mean, t statistic) of the paired per-minibatch cost difference between its
     weakest candidate partition and the leading (edge, partition); t is None without spread."""
-    order, _ = decision_state(scores, edges)
+    order, _ = decision_state(scores, edges, option(cfg.cut))
     lead = order[0]
     costs = {e: _cost_matrix(scorers[e], cfg, branching) for e in edges}
     k_lead = _partition_index(scores[lead]["groups"], scorers[lead].ops, cfg, branching)
