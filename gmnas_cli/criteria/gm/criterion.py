@@ -11,6 +11,7 @@ from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDeci
 from gmnas_cli.criteria.gm.scoring import gm_distance, rank_key, score_from_distance
 from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
 from gmnas_cli.criteria.gm.workers import resolve_workers, scored_edges
+from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.io import read_json, write_json
 from gmnas_cli.infra.logging import log
@@ -61,4 +62,6 @@ class GradientMatching(Criterion):
                 write_json(ctx.progress_path, scores)
         best = min(edges, key=rank_key(scores, edges, option(self.cfg.cut)))
         groups = scores[best]["groups"]
-        return SplitDecision(best, groups, {e: scores[e] for e in edges})
+        # data parallel: every rank scored the same all-reduced rows; rank 0's decision is the one
+        # all ranks split on (made once, broadcast: infra/distributed.py agree)
+        return distributed.agree(SplitDecision(best, groups, {e: scores[e] for e in edges}))
