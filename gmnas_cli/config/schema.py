@@ -374,6 +374,7 @@ class BenchConfig:
     reference: str = bounded("none", choices=["none", "xautodl"])
     out: str = "outputs/bench"  # a directory (bench.csv inside) or a .csv path
     gm_probe_batches: int = bounded(1, ge=0)  # minibatches timed on one edge (configured size), extrapolated; 0: skip
+    gm_shards: list[int] = bounded(default_factory=lambda: [1, 2], ge=1)  # GM peak memory per rank with k shards of a minibatch (k ranks); []: skip
     gm_compare: bool = True  # full small split with and without criterion.early_stop (proxy below)
     gm_C: int = bounded(4, ge=1)  # proxy supernet of the early-stop comparison
     gm_N: int = bounded(1, ge=0)
