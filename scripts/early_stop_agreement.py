@@ -2,7 +2,7 @@
 
 For every split node of a preset's split phase (seeds given), the full computation is run
 (``criterion.early_stop=true`` with a confidence no run reaches, which scores exactly as the
-edge-by-edge computation) while recording, after every minibatch, the leading decision and the
+edge-by-edge computation) while recording, at every look, the leading decision and the
 sequential test's margins. For each confidence level it reports where the test would have stopped,
 whether the decision there equals the full decision, and the minibatches saved.
 
@@ -34,7 +34,7 @@ def run(preset: str, seed: int, out: Path, extra: list[str]) -> list[dict]:
 
     def recording(scorers, scores, edges, cfg, branching):
         margins = original(scorers, scores, edges, cfg, branching)
-        order, groups = gm.decision_state(scores, edges)
+        order, groups = gm.decision_state(scores, edges, gm.option(cfg.cut))
         n = next(iter(scorers.values())).batches
         if n <= (nodes[-1][-1][0] if nodes and nodes[-1] else 0):
             nodes.append([])
@@ -54,13 +54,15 @@ def run(preset: str, seed: int, out: Path, extra: list[str]) -> list[dict]:
         split.main(cfg)
     finally:
         gm.confidence_margins = original
-    batches = int(cfg.criterion.batches)
+    batches, k = int(cfg.criterion.batches), int(cfg.criterion.early_stop_looks)
+    looks = set(gm.look_schedule(batches, int(cfg.criterion.early_stop_min_batches), k))
     rows = []
     for traj in nodes:
         full = traj[-1][1]
         row = {"batches": batches, "full": full}
         for c in LEVELS:
-            stop = next(((n, d) for n, d, m in traj if gm._wins(m, c)), (traj[-1][0], full))
+            stop = next(((n, d) for n, d, m in traj if n in looks and gm._wins(m, gm.stop_threshold(n, c, k))),
+                        (traj[-1][0], full))
             row[c] = {"stopped_at": stop[0], "same": stop[1] == full}
         rows.append(row)
     return rows

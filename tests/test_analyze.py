@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
-from gmnas_cli.analysis.weight_sharing import analyze, gradient_similarity
+from gmnas_cli.analysis.weight_sharing import analyze, edge_live, gradient_similarity, sample_targets
 from gmnas_cli.pipeline.runtime import Runtime
 
 from .conftest import make_cfg, run_cli
@@ -68,3 +69,39 @@ def test_analyze_refuses_other_spaces(tmp_path):
 
     with pytest.raises(ConfigError, match="defined on NAS-Bench-201"):
         analyze(Runtime(make_cfg(tmp_path, *TINY, "space=darts")))
+
+
+def test_more_similarity_batches_than_one_pass_holds(tmp_path):
+    """``analyze.batches`` beyond the minibatches of the weights half cycles through new passes."""
+    from gmnas_cli.analysis.weight_sharing import PairSampling
+    from gmnas_cli.training.trainer import SupernetTrainer
+
+    rt = Runtime(make_cfg(tmp_path, *TINY))
+    space = rt.space
+    gen = torch.Generator().manual_seed(0)
+    a, b = space.sample_arch(space.full_mask(), gen), space.sample_arch(space.full_mask(), gen)
+    net = space.build_supernet({e: sorted({a[e], b[e]}) for e in a})
+    algo = PairSampling(rt.cfg.algo, space, net)
+    algo.pair = (a, b)
+    trainer = SupernetTrainer(net, algo, rt.cfg, rt.halves, rt.device, "t")
+    per_pass = len(rt.halves[0]) // 16
+    many = gradient_similarity(trainer, a, b, space.edges[0], 3 * per_pass + 1, 0, "t")
+    assert -1.0 <= many <= 1.0
+    # the first minibatches are the one-pass ones: the same first-pass mean as before cycling
+    one = gradient_similarity(trainer, a, b, space.edges[0], per_pass, 0, "t")
+    assert one == gradient_similarity(trainer, a, b, space.edges[0], per_pass, 0, "t")
+
+
+def test_targets_never_change_a_dead_edge():
+    """A dead edge (input reached only through `none`, or output feeding nothing) gives every partner
+    similarity 1; such targets are redrawn."""
+    dead_in = {"1<-0": "none", "2<-0": "nor_conv_3x3", "2<-1": "skip_connect", "3<-0": "skip_connect",
+               "3<-1": "nor_conv_1x1", "3<-2": "nor_conv_3x3"}
+    assert not edge_live(dead_in, "2<-1") and not edge_live(dead_in, "3<-1")  # node 1 unreachable
+    assert edge_live(dead_in, "1<-0") and edge_live(dead_in, "3<-2")
+    dead_out = {"1<-0": "skip_connect", "2<-0": "none", "2<-1": "nor_conv_3x3", "3<-0": "skip_connect",
+                "3<-1": "nor_conv_1x1", "3<-2": "none"}
+    assert not edge_live(dead_out, "2<-1") and not edge_live(dead_out, "2<-0")  # node 2 feeds nothing
+    sp = Runtime(make_cfg("outputs", *TINY, "space=nb201")).space
+    targets = sample_targets(sp, 300, torch.Generator().manual_seed(0))
+    assert all(edge_live(a, e) for a, e in targets)

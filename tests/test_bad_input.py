@@ -7,6 +7,7 @@ file behind. The commands run in-process through the console script's code (``ru
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -214,3 +215,17 @@ def test_cli_subprocess_one_line(tmp_path, exp):
         "gmnas search: error: Error merging override seed=abc; Value 'abc' of type 'str' could not be "
         "converted to Integer"]
     assert hash_files(tmp_path) == before
+
+
+def test_resume_on_another_device_type_is_refused(tmp_path, exp):
+    """The resolved device type is part of the identity (``amp`` is bf16 on CUDA only)."""
+    snap = exp / "config" / "warmup.json"
+    ident = json.loads(snap.read_text())
+    assert ident["device_type"] == "cpu" and ident["amp"] is False  # fp32, as the official code
+    snap.write_text(json.dumps({**ident, "device_type": "cuda"}))
+    assert fails(tmp_path, "warmup") == (f"warmup: {exp} was made with a different config (device_type='cpu', "
+                                         f"was 'cuda', from stage 'warmup'); use another name=... or force=true")
+    del ident["device_type"]  # a snapshot from before the device type was recorded: still resumes
+    snap.write_text(json.dumps(ident))
+    code, err = run_inproc("warmup", *SMALL, f"out_dir={tmp_path}")
+    assert code == 0, err

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from gmnas_cli.criteria import CRITERIA, SplitContext
 from gmnas_cli.criteria.cut import candidate_partitions, partition_costs, within_group_cut
 from gmnas_cli.criteria.gm.scoring import gm_distance, gm_minibatches
-from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
+from gmnas_cli.criteria.gm.stop import (
+    _wins,
+    gm_scores_early_stop,
+    look_schedule,
+    margin_stats,
+    simulate_pair,
+    stop_threshold,
+)
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.stage import build_trainer
@@ -183,3 +190,25 @@ def test_impossible_gm_settings_are_one_line_errors(tmp_path, overrides, needle)
     cfg = make_cfg(tmp_path, "experiment=smoke", "criterion=gm", *overrides)
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         validate(cfg, "split")
+
+
+def test_sequential_boundary_holds_the_error_rate_over_all_looks():
+    """Fixed-seed simulation (docs/gm-estimator.md): with an exact tie the test stops early in at
+    most about 2 alpha of runs (either candidate can be declared the winner; alpha = 1 - Phi(3) =
+    0.00135 each, spent over the looks), where a normal threshold at every minibatch stopped in 5.6 %;
+    with a clear gap it stops early and agrees with the full computation."""
+    assert look_schedule(100, 10, 4) == [10, 18, 32, 56] and look_schedule(5, 10, 4) == []
+    assert stop_threshold(10, 3.0, 1) > 3.0 + 1.0  # Student-t with 9 degrees of freedom, not normal
+    tie = simulate_pair(0.0, 20000, 100, 10, 4, 3.0, seed=0)
+    assert tie["stopped_early"] <= 2 * 0.00135 + 4 * (2 * 0.00135 / 20000) ** 0.5  # 2 alpha + 4 SE
+    assert tie["differs"] <= 0.001
+    clear = simulate_pair(1.0, 2000, 100, 10, 4, 3.0, seed=0)
+    assert clear["stopped_early"] > 0.9 and clear["differs"] == 0.0 and clear["used"] < 0.5
+
+
+def test_zero_spread_is_no_evidence():
+    margins = {"e1": (0.5, None), "e2": (0.2, 50.0)}  # e1's difference has no spread
+    assert not _wins(margins, 3.0)
+    assert _wins({"e2": (0.2, 50.0), "lead": (float("inf"), None)}, 3.0)
+    mean, t = margin_stats(np.full((12, 1), 0.5))
+    assert mean[0] == 0.5 and np.isnan(t[0])

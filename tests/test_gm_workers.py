@@ -43,3 +43,18 @@ def test_parallel_workers_refused_where_they_cannot_apply(cfg_factory, override,
     cfg = cfg_factory("experiment=smoke", "space=nb201", "criterion=gm", "criterion.workers=2", override)
     with pytest.raises(ConfigError, match=message):
         validate(cfg, "split")
+
+
+def test_parallel_workers_at_two_threads_each_give_the_sequential_scores(cfg_factory, tmp_path):
+    """Each worker runs threads // workers torch threads: 2 workers of 2 threads (4 in all) score
+    bitwise as one process at 2 threads (intra-op parallel reductions included)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seq, _ = _decide(cfg_factory, tmp_path, 1, "seq2")
+        torch.set_num_threads(4)
+        par, _ = _decide(cfg_factory, tmp_path, 2, "par2")
+    finally:
+        torch.set_num_threads(before)
+    assert (par.edge, par.groups) == (seq.edge, seq.groups)
+    assert par.scores == seq.scores

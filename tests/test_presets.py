@@ -71,3 +71,11 @@ def test_paper_nb201_preset(preset: str) -> None:
         assert cfg.criterion.edge_selection == "random" or crit == "none"
     assert cfg.restart is (crit in ("gm", "random"))  # Few-Shot transfers the one-shot weights
     assert str(getattr(cfg.select.criterion, "value", cfg.select.criterion)) == "max"
+
+
+def test_every_paper_preset_runs_fp32() -> None:
+    """The official code trains and scores in fp32: no paper preset turns bf16 autocast on."""
+    presets = sorted(p.stem for p in Path(conf_dir(), "experiment").glob("paper_*.yaml"))
+    assert len(presets) > 20
+    for preset in presets:
+        assert make_cfg("outputs", f"experiment={preset}").amp is False, preset

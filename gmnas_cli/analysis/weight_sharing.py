@@ -19,6 +19,8 @@ pair training checkpoints every epoch, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ from gmnas_cli.infra.seeding import derive_seed, generator, seeded_init
 from gmnas_cli.spaces import Arch, Supernet
 from gmnas_cli.training.trainer import SupernetTrainer
 
+DEGENERATE_SPREAD = 1e-6  # similarity spread below which a target's partners are indistinguishable
+
 
 class PairSampling(Rsps):
     """RSPS over exactly two architectures: each minibatch trains one of them, uniformly."""
@@ -45,16 +49,50 @@ class PairSampling(Rsps):
         return self.pair[int(torch.randint(2, (1,), generator=gen))]
 
 
+_EDGE = re.compile(r"(\d+)<-(\d+)")
+
+
+def edge_live(arch: Arch, edge: str) -> bool:
+    """Whether ``edge`` (``j<-i``) can change A's output: node i is reached from the input and node j
+    reaches the output through non-`none` edges of ``arch``. On a dead edge every op sees a zero
+    input or feeds nothing, so all partners of A have the same gradients (similarity 1)."""
+    m = _EDGE.fullmatch(edge)
+    if m is None:
+        return True
+    links = [(int(g.group(2)), int(g.group(1))) for e, op in arch.items()
+             if op != "none" and e != edge and (g := _EDGE.fullmatch(e)) is not None]
+    out = max(max(int(g.group(1)), int(g.group(2))) for g in map(_EDGE.fullmatch, arch) if g is not None)
+
+    def reach(start: int, forward: bool) -> set[int]:
+        seen, frontier = {start}, [start]
+        while frontier:
+            n = frontier.pop()
+            for a, b in links:
+                nxt = b if forward else a
+                if (a if forward else b) == n and nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append(nxt)
+        return seen
+
+    dst, src = int(m.group(1)), int(m.group(2))
+    return src in reach(0, True) and dst in reach(out, False)
+
+
 def sample_targets(space: Any, k: int, gen: torch.Generator) -> list[tuple[Arch, str]]:
-    """``k`` connected target architectures, each with the edge whose op its partners change."""
+    """``k`` connected target architectures, each with a live edge (``edge_live``) whose op its
+    partners change; a dead edge is redrawn with the architecture, so a target whose first draw is
+    live is the same as before the check."""
     targets = []
     edges = space.edge_names()
     for _ in range(k):
         for _ in range(10_000):
-            arch = space.sample_arch(space.full_mask(), gen)
-            if path_connected(arch):
+            for _ in range(10_000):
+                arch = space.sample_arch(space.full_mask(), gen)
+                if path_connected(arch):
+                    break
+            edge = edges[int(torch.randint(len(edges), (1,), generator=gen))]
+            if edge_live(arch, edge):
                 break
-        edge = edges[int(torch.randint(len(edges), (1,), generator=gen))]
         targets.append((arch, edge))
     return targets
 
@@ -64,19 +102,36 @@ def _flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Te
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
 
+def _cycle(split: Any, batch_size: int, seed: int, tag: str, augment: bool,
+           count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` training minibatches: passes over ``split`` in a fresh seeded order each (the first
+    pass is the one-pass order), so ``analyze.batches`` may exceed the minibatches of one pass."""
+    done, p = 0, 0
+    while done < count:
+        s = derive_seed(seed, tag, "similarity") if p == 0 else derive_seed(seed, tag, "similarity", p)
+        before = done
+        for xy in split.batches(batch_size, s, augment, True):
+            yield xy
+            done += 1
+            if done == count:
+                return
+        if done == before:
+            raise ConfigError(f"analyze: train.batch_size={batch_size} exceeds the {len(split)} images of the "
+                              f"weights half; lower train.batch_size")
+        p += 1
+
+
 def gradient_similarity(trainer: SupernetTrainer, a: Arch, b: Arch, edge: str, batches: int, seed: int,
                         tag: str) -> float:
     """Mean over ``batches`` training minibatches of cos(g_a, g_b) at the weights shared across ``edge``."""
     net, space = trainer.net, trainer.net.space
     shared = space.shared_parameters(net, edge)
     t = trainer.cfg.train
-    it = trainer.train_split.batches(int(t.batch_size), derive_seed(seed, tag, "similarity"), bool(t.augment), True)
     paths = [(w.to(trainer.device), active) for w, active in (space.arch_weights(p) for p in (a, b))]
     buffers = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
     net.train()
     total, n = 0.0, 0
-    for _ in range(batches):
-        x, y = next(it)
+    for x, y in _cycle(trainer.train_split, int(t.batch_size), seed, tag, bool(t.augment), batches):
         ga, gb = (_flat_grad(F.cross_entropy(net(x, w, active).float(), y), shared) for w, active in paths)
         total += float(F.cosine_similarity(ga, gb, dim=0, eps=1e-12))
         n += 1
@@ -163,11 +218,18 @@ def analyze(rt: Any) -> dict[str, Any]:
         pairs = [train_pair(rt, k, a, b, edge, out) for b in partners]
         similar = max(pairs, key=lambda p: p["similarity"])
         dissimilar = min(pairs, key=lambda p: p["similarity"])
+        # all partners alike (e.g. every similarity 1.0000): B and C are not distinguishable
+        degenerate = similar["similarity"] - dissimilar["similarity"] < DEGENERATE_SPREAD
+        if degenerate:
+            log.warning(f"analyze: target {k} edge {edge}: every partner has similarity "
+                        f"{similar['similarity']:.4f}; left out of the means")
         rows.append({"target": k, "arch": space.arch_to_str(a), "edge": edge, "similar": similar,
-                     "dissimilar": dissimilar, "pairs": pairs})
-    summary = {case: {m: _mean([r[case][m] for r in rows]) for m in ("similarity", "train_loss", "valid_loss")}
+                     "dissimilar": dissimilar, "degenerate": degenerate, "pairs": pairs})
+    used = [r for r in rows if not r["degenerate"]]
+    summary = {case: {m: _mean([r[case][m] for r in used]) for m in ("similarity", "train_loss", "valid_loss")}
                for case in ("similar", "dissimilar")}
-    result = {"dataset": str(cfg.dataset.name), "space": str(cfg.space.name), "archs": len(rows),
+    result = {"dataset": str(cfg.dataset.name), "space": str(cfg.space.name), "archs": len(used),
+              "degenerate": len(rows) - len(used),
               "epochs": int(cfg.analyze.epochs), "batches": int(cfg.analyze.batches), "mean": summary,
               "targets": rows}
     write_json(out / "analyze.json", result)
@@ -178,4 +240,4 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-__all__ = ["PairSampling", "analyze", "analyze_dir", "gradient_similarity", "path_loss", "sample_targets", "train_pair"]
+__all__ = ["PairSampling", "analyze", "analyze_dir", "edge_live", "gradient_similarity", "path_loss", "sample_targets", "train_pair"]

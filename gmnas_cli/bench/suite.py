@@ -14,6 +14,8 @@
   extrapolated to a leaf split (``criterion.batches`` x candidate edges); and a full small split,
   measured, on a proxy supernet (``bench.gm_*``): ``criterion.early_stop`` off and on, with the
   decisions compared.
+* GM memory per rank (``bench.gm_shards``): peak memory of one edge's scoring on one minibatch cut
+  into k shards, one at a time as one of k data-parallel ranks scores it.
 * Peak memory: CUDA ``torch.cuda.max_memory_allocated`` over the timed steps (absolute); CPU the
   peak resident set size above the level before the first (warm-up) step, read from ``VmHWM``
   after resetting it through ``/proc/self/clear_refs`` (gradients, optimizer state, activations
@@ -46,9 +48,11 @@ from gmnas_cli.bench.schedule import time_schedule
 from gmnas_cli.config.derived import branching_list
 from gmnas_cli.criteria import SplitContext
 from gmnas_cli.criteria.gm.criterion import GradientMatching
+from gmnas_cli.criteria.gm.fast import fast_op_gradients
 from gmnas_cli.criteria.gm.scoring import EdgeScorer, gm_minibatches
 from gmnas_cli.data.base import ImageData, Split
 from gmnas_cli.experiment.tree import PartitionTree
+from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.seeding import generator, seeded_init
 from gmnas_cli.spaces import SearchSpace, build_space
@@ -277,6 +281,30 @@ def gm_probe(trainer: SupernetTrainer, space: SearchSpace, cfg: DictConfig, prob
     return statistics.median(times), len(edges), int(cfg.criterion.batches)
 
 
+def gm_memory_rows(trainer: SupernetTrainer, space: SearchSpace, cfg: DictConfig, shards: list[int],
+                   device: torch.device, shape: str) -> list[Row]:
+    """Peak memory of scoring one edge (all its ops) on one minibatch when it is cut into k shards:
+    one process with k shards runs them one after the other, each the size a rank of k ranks
+    scores (criteria/gm/fast.py), so its peak is a rank's. The first edge, the first minibatch."""
+    if not shards:
+        return []
+    ctx = split_context(trainer, space, cfg)
+    edge = ctx.candidate_edges()[0]
+    _, batch = next(gm_minibatches(ctx, 1))
+    bs = len(batch[1])
+    rows = []
+    for k in shards:
+        if bs % k:
+            raise ConfigError(f"bench.gm_shards={list(shards)}: {k} does not divide the minibatch of {bs}")
+        with distributed.shard_count(k):
+            fast_op_gradients(ctx, edge, ctx.ops_of(edge), batch, 0)  # warm-up (allocator, lazy state)
+            with PeakMemory(device) as mem:
+                fast_op_gradients(ctx, edge, ctx.ops_of(edge), batch, 0)
+        rows.append(Row("gm_memory_per_rank", f"{k} shard{'s' if k > 1 else ''}", mem.mib, mem.kind,
+                        f"{shape}; edge {edge}, one minibatch of {bs} in {k} shards of {bs // k} (= one of {k} ranks)"))
+    return rows
+
+
 def gm_compare(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """A full leaf split of the proxy supernet (``bench.gm_*``) with and without early stop."""
 
@@ -361,13 +389,14 @@ def run_bench(cfg: DictConfig, device: torch.device) -> tuple[list[Row], float |
                         f"{shape}; one edge, all its ops, one minibatch"))
         rows.append(Row("gm_scoring_split", "ours", per_batch * n_batches * n_edges, "s",
                         f"extrapolated: {n_batches} minibatches (criterion.batches) x {n_edges} edges"))
-        if reference == "xautodl":
-            with seeded_init(int(cfg.seed), "init"):
-                ref_net = xautodl_net(c, device, NUM_CLASSES)
-            ctx = split_context(trainer, space, c)
-            probe = list(gm_minibatches(ctx, max(int(b.gm_probe_batches), 1)))
-            split_times = compare_split(ctx, ref_net, probe, lambda fn: timed(fn, device))
-            del ref_net
+    rows += gm_memory_rows(trainer, space, c, [int(k) for k in b.gm_shards], device, shape)
+    if int(b.gm_probe_batches) > 0 and reference == "xautodl":
+        with seeded_init(int(cfg.seed), "init"):
+            ref_net = xautodl_net(c, device, NUM_CLASSES)
+        ctx = split_context(trainer, space, c)
+        probe = list(gm_minibatches(ctx, max(int(b.gm_probe_batches), 1)))
+        split_times = compare_split(ctx, ref_net, probe, lambda fn: timed(fn, device))
+        del ref_net
     del trainer
     if bool(b.gm_compare):
         g = gm_compare(cfg, device)

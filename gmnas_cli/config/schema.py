@@ -248,8 +248,9 @@ class CriterionConfig:
     scored_weight: ScoredWeight = ScoredWeight.one_hot  # official NB201 (DARTS-space presets: softmax)
     augment: bool = True  # official: GM scores augmented training minibatches (next(iter(train_queue)))
     early_stop: bool = False  # sequential confidence test on per-minibatch costs (criteria/gm/criterion.py)
-    confidence: float = bounded(3.0, gt=0)  # early stop: win margin in standard errors
-    early_stop_min_batches: int = bounded(10, ge=2)  # never stop before this many minibatches
+    confidence: float = bounded(3.0, gt=0)  # early stop: error rate over all looks 1 - Phi(confidence) (3: 0.00135; criteria/gm/stop.py)
+    early_stop_min_batches: int = bounded(10, ge=2)  # early stop: the first look (never before this many minibatches)
+    early_stop_looks: int = bounded(4, ge=1)  # early stop: looks, geometric from early_stop_min_batches below criterion.batches
     workers: int = bounded(1, ge=0)  # GM: CPU processes scoring a split's edges in parallel (criteria/gm/workers.py); 0: one per usable CPU
     batched_ops: OpBatching = OpBatching.off  # GM: an edge's ops in one pass (criteria/gm/fast.py); off keeps memory at one pass
 
@@ -261,11 +262,19 @@ class HalvingProtocol(str, Enum):
     short_retrain = "short_retrain"  # a short retrain from scratch per rung
 
 
+class WindowAverage(str, Enum):
+    """How the official protocol scores a candidate over a rung's epoch window."""
+
+    moving = "moving"  # official avg_of_acc(..., type='moving_avg'): weights 0.9 * 0.1^(age in epochs)
+    mean = "mean"  # plain mean over the window's epochs
+
+
 @dataclass
 class SuccessiveHalvingConfig:
     """Appendix C, Algorithm 3. ``official``: rung r ranks the candidates' real retrain runs by the
-    mean held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
-    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99, winner from the full runs);
+    ``average`` held-out accuracy over epochs ``window_start[r] <= e < window_end[r]`` (public
+    successive_halving.py: top 4 of 8 over epochs 0-29, top 2 over 31-99 by its moving average,
+    winner from the full runs);
     ``short_retrain``: rung r retrains from scratch for ``schedule[r]`` epochs."""
 
     protocol: HalvingProtocol = HalvingProtocol.official
@@ -273,6 +282,7 @@ class SuccessiveHalvingConfig:
     window_end: list[int] = bounded(default_factory=lambda: [30, 100], ge=1, min_len=1)
     schedule: list[int] = bounded(default_factory=lambda: [10, 20, 40], ge=1, min_len=1)
     eta: int = bounded(2, ge=2)  # Algorithm 3 keeps 1/eta of the candidates per rung
+    average: WindowAverage = WindowAverage.moving  # official: moving_avg_of_list (successive_halving.py)
 
 
 @dataclass
@@ -365,6 +375,7 @@ class BenchConfig:
     reference: str = bounded("none", choices=["none", "xautodl"])
     out: str = "outputs/bench"  # a directory (bench.csv inside) or a .csv path
     gm_probe_batches: int = bounded(1, ge=0)  # minibatches timed on one edge (configured size), extrapolated; 0: skip
+    gm_shards: list[int] = bounded(default_factory=lambda: [1, 2], ge=1)  # GM peak memory per rank with k shards of a minibatch (k ranks); []: skip
     gm_compare: bool = True  # full small split with and without criterion.early_stop (proxy below)
     gm_C: int = bounded(4, ge=1)  # proxy supernet of the early-stop comparison
     gm_N: int = bounded(1, ge=0)
@@ -422,7 +433,7 @@ class Config:
     resume: Resume = Resume.auto
     deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
-    amp: bool = True  # CUDA only: bf16 autocast
+    amp: bool = False  # CUDA only: bf16 autocast of supernet training, GM gradients and retrain (official: fp32; docs/fidelity.md)
     channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
     quiet: bool = False  # no progress bars
     logger: str = bounded("csv", choices=["csv", "tensorboard"])  # tensorboard: also event files (infra/tblog.py)

@@ -31,7 +31,9 @@ from gmnas_cli.infra.io import atomic_write_text, read_json, write_json
 from gmnas_cli.infra.registry import Registry
 
 # Keys that do not change what an experiment computes (excluded from its identity).
-# `amp` is not volatile: bf16 autocast changes what a CUDA run computes (fidelity review item 5).
+# `amp` is not volatile: bf16 autocast changes what a CUDA run computes (docs/fidelity.md, precision).
+# `device` is (auto and cuda name the same run), but the resolved device type is not: stages add it
+# as `device_type` (Experiment(cfg, device_type=...)), so a resume on another device type is refused.
 _VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "bench", "rank", "status", "arch", "logger", "threads", "out_dir",
              "name", "channels_last", "deterministic", "analyze"}
 # Sections that only later stages read: they are part of those stages' identity only.
@@ -56,12 +58,17 @@ def default_name(cfg: DictConfig) -> str:
     return f"{space}-{algo}-{cfg.criterion.name}-{cfg.dataset.name}-s{cfg.seed}"
 
 
-def identity(cfg: DictConfig, stage: str) -> dict[str, Any]:
-    """The part of the config that a stage's artefacts depend on."""
+def identity(cfg: DictConfig, stage: str, device_type: str | None = None) -> dict[str, Any]:
+    """The part of the config that a stage's artefacts depend on, plus the resolved device type
+    (``cpu``, ``cuda``) when given. A snapshot written before the device type was recorded lacks the
+    key and is compared on the others."""
     full = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     extra = _STAGE_SECTIONS.get(stage, [])
-    return {k: v for k, v in full.items() if k not in _VOLATILE and (k not in ("select", "retrain",
-            "benchmark") or k in extra)}
+    out = {k: v for k, v in full.items() if k not in _VOLATILE and (k not in ("select", "retrain",
+           "benchmark") or k in extra)}
+    if device_type is not None:
+        out["device_type"] = device_type
+    return out
 
 
 def comparable(ident: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +97,9 @@ def config_hash(obj: Any) -> str:
 class Experiment:
     """One experiment directory; all paths of its artefacts live here."""
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, device_type: str | None = None) -> None:
         self.cfg = cfg
+        self.device_type = device_type  # part of the identity when set (a stage's Runtime sets it)
         self.name = cfg.name or default_name(cfg)
         if not self.name or re.fullmatch(NAME, self.name) is None:  # also a default built from odd option names
             raise ConfigError(f"name={self.name!r} is not allowed; allowed {NAME_HINT}")
@@ -144,7 +152,7 @@ class Experiment:
         artefact does not stop the corrected command (issue 15)."""
         if self.cfg.force:
             return
-        mine = comparable(identity(self.cfg, stage))
+        mine = comparable(identity(self.cfg, stage, self.device_type))
         snaps = sorted((self.root / "config").glob("*.json")) if (self.root / "config").exists() else []
         snaps = [p for p in snaps if p.stem not in STAGE_ORDER or self.stage_ran(p.stem)]
         order = [stage, *STAGE_ORDER]  # name this stage's own change first
@@ -175,11 +183,11 @@ class Experiment:
             snap = copy.deepcopy(snap)
             snap.leaf = None
         atomic_write_text(cfg_dir / f"{stage}.yaml", OmegaConf.to_yaml(snap, resolve=True))
-        write_json(cfg_dir / f"{stage}.json", identity(self.cfg, stage))
+        write_json(cfg_dir / f"{stage}.json", identity(self.cfg, stage, self.device_type))
 
     def mark_done(self, stage: str, **info: Any) -> None:
         write_json(self.status_path(stage), {"stage": stage, "finished": time.time(),
-                                             "config": config_hash(identity(self.cfg, stage)), **info})
+                                             "config": config_hash(identity(self.cfg, stage, self.device_type)), **info})
 
     def clear(self, stage: str) -> None:
         """Forget a completion record (force=true reruns); later stages are invalidated too."""

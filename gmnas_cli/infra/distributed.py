@@ -114,6 +114,20 @@ def shards_total() -> int:
     return int(_STATE["shards"])
 
 
+@contextlib.contextmanager
+def shard_count(k: int) -> Iterator[None]:
+    """One process computing as one of ``k`` ranks would, one shard at a time (``gmnas bench``
+    measures a rank's memory this way); refused under torchrun."""
+    if world_size() > 1:
+        raise StageError("distributed.shard_count is for one process; the ranks fix the shards")
+    old = _STATE["shards"]
+    _STATE["shards"] = int(k)
+    try:
+        yield
+    finally:
+        _STATE["shards"] = old
+
+
 def local_shards(batch: Batch) -> list[Batch]:
     """This rank's shards of a global batch (all of them in one process)."""
     n = shards_total()

@@ -43,7 +43,9 @@ class Runtime:
 
     @cached_property
     def exp(self) -> Experiment:
-        return Experiment(self.cfg)
+        """The experiment directory; the resolved device type is part of its identity (``amp`` gives
+        bf16 on CUDA only, so a resume on another device type could switch precision)."""
+        return Experiment(self.cfg, device_type=self.device.type)
 
     @cached_property
     def device(self) -> torch.device:

@@ -2,11 +2,13 @@
 
 Two protocols (``select.successive_halving.protocol``):
 
-- ``official`` (default; fidelity review item 7, the public ``successive_halving.py``): the rungs
+- ``official`` (default; the public ``successive_halving.py`` of skhu101/GM-NAS): the rungs
   are epoch windows of the real retrain runs. Every candidate starts its run under the full
   ``cfg.retrain`` protocol (its own cosine over ``retrain.epochs``); after window r
   (``window_start[r]`` <= epoch < ``window_end[r]``, default epochs 0-29, then 31-99) the best
-  ``ceil(n / eta)`` by the mean held-out accuracy over the window continue the SAME runs; the
+  ``ceil(n / eta)`` by the held-out accuracy over the window, averaged as
+  ``select.successive_halving.average`` says (default ``moving``: the official moving average,
+  about 90 % of the weight on the window's last epoch; ``mean``: the plain mean), continue the SAME runs; the
   survivors of the last window run to ``retrain.epochs`` and the winner is the best by the final
   held-out accuracy.
 - ``short_retrain``: rung r short-retrains every surviving candidate from scratch for
@@ -14,7 +16,7 @@ Two protocols (``select.successive_halving.protocol``):
 
 Both train on the weights half ``rt.halves[0]`` and rank by accuracy on the held-out
 architecture half ``rt.halves[1]``, never on the test split (the public code reads the test set
-here; DESIGN.md lists that among its defects), so the winner is then retrained on the full
+here; docs/fidelity.md row 24), so the winner is then retrained on the full
 training set by the ``retrain`` stage. Network: ``space.build_network``.
 """
 
@@ -93,6 +95,23 @@ def check_selection(cfg: Any) -> None:
         check_windows(cfg)
 
 
+def window_weights(n: int, average: str) -> list[float]:
+    """Weights (summing to 1) of a window's n epochs, oldest first.
+
+    ``moving``: the official ``moving_avg_of_list`` (skhu101/GM-NAS, successive_halving.py), the
+    recursion avg <- (0.1 * i * avg + 0.9 * x_i) / (i + 1), gives epoch j of a window ending at
+    epoch n-1 the weight 0.9 * 0.1^(n-1-j) / n: 90 % of the total on the last epoch, 9 % on the one
+    before, 0.9 % before that. gmnas divides by the sum (1 - 0.1^n) / n, the same for every
+    candidate of a window, so the ranking is the official one and the score is an accuracy.
+    ``mean``: 1/n each.
+    """
+    if average == "mean":
+        return [1.0 / n] * n
+    raw = [0.9 * 0.1 ** (n - 1 - j) for j in range(n)]
+    total = sum(raw)
+    return [r / total for r in raw]
+
+
 def _rank(alive: list[dict[str, Any]], scores: dict[int, dict[str, float]],
           order: dict[int, int]) -> list[dict[str, Any]]:
     """Higher held-out accuracy, then lower held-out loss, then lower leaf position."""
@@ -125,12 +144,12 @@ class _Run:
     def advance(self, until: int) -> None:
         self.trainer.fit(self.ckpt, until=until, on_epoch=self._score)
 
-    def window(self, start: int, end: int) -> dict[str, float]:
-        """Plain mean held-out accuracy and loss over epochs ``start <= e < end`` (the review's "(moving)
-        average over epochs 0-29")."""
+    def window(self, start: int, end: int, average: str = "moving") -> dict[str, float]:
+        """Held-out accuracy and loss over epochs ``start <= e < end``, averaged by ``window_weights``."""
         hist = self.trainer.history[start:end]
-        return {"val_acc": sum(h["val_acc"] for h in hist) / len(hist),
-                "val_loss": sum(h["val_loss"] for h in hist) / len(hist)}
+        w = window_weights(len(hist), average)
+        return {"val_acc": sum(wi * h["val_acc"] for wi, h in zip(w, hist)),
+                "val_loss": sum(wi * h["val_loss"] for wi, h in zip(w, hist))}
 
     @property
     def seconds(self) -> float:
@@ -146,6 +165,7 @@ def official_halving(rt: Any, candidates: list[dict[str, Any]]) -> tuple[dict[st
         raise ConfigError(f"select.successive_halving.eta={eta} must be >= 2")
     if not candidates:
         raise ConfigError("successive halving: no candidates")
+    average = option(cfg.select.successive_halving.average)
     epochs = int(cfg.retrain.epochs)
     eval_epochs = {e for a, b in windows for e in range(a, b)} | {epochs - 1}
     order = {c["leaf"]: i for i, c in enumerate(candidates)}
@@ -166,9 +186,9 @@ def official_halving(rt: Any, candidates: list[dict[str, Any]]) -> tuple[dict[st
         scores = {}
         for c in alive:
             run(c).advance(end)
-            scores[c["leaf"]] = run(c).window(start, end)
+            scores[c["leaf"]] = run(c).window(start, end, average)
             log.info(f"successive halving rung {r + 1}/{len(windows)}: leaf {c['leaf']} epochs {start}-{end - 1} "
-                     f"mean held-out acc {scores[c['leaf']]['val_acc']:.4f}")
+                     f"{average} held-out acc {scores[c['leaf']]['val_acc']:.4f}")
         ranked = _rank(alive, scores, order)
         keep = math.ceil(len(alive) / eta)
         rungs.append({"rung": r, "window": [start, end], "candidates": [c["leaf"] for c in alive],
@@ -187,7 +207,7 @@ def official_halving(rt: Any, candidates: list[dict[str, Any]]) -> tuple[dict[st
                  "val_acc": {str(c["leaf"]): scores[c["leaf"]]["val_acc"] for c in alive},
                  "val_loss": {str(c["leaf"]): scores[c["leaf"]]["val_loss"] for c in alive}}
     best = alive[0]
-    evidence = {"protocol": "official", "windows": [list(w) for w in windows], "eta": eta,
+    evidence = {"protocol": "official", "windows": [list(w) for w in windows], "eta": eta, "average": average,
                 "ranked_on": "held-out architecture half of the training set", "rungs": rungs, "final": final,
                 "retrain_epochs": {str(leaf): r.trainer.epoch for leaf, r in sorted(runs.items())},
                 "seconds": round(sum(r.seconds for r in runs.values()), 3)}
@@ -259,4 +279,5 @@ def short_retrain_halving(rt: Any, candidates: list[dict[str, Any]]) -> tuple[di
     return best, evidence
 
 
-__all__ = ["check_selection", "check_windows", "kept_per_rung", "official_halving", "short_retrain_halving", "successive_halving"]
+__all__ = ["check_selection", "check_windows", "kept_per_rung", "official_halving", "short_retrain_halving",
+           "successive_halving", "window_weights"]

@@ -22,14 +22,16 @@ _CASES = {"similar": "A with B (similar gradients)", "dissimilar": "A with C (di
 
 def show(result: dict) -> None:
     ds = DATASET_NAMES.get(result["dataset"], result["dataset"])
-    title = (f"Weight sharing vs gradient similarity (paper Table 2), mean over {result['archs']} targets. "
+    dropped = int(result.get("degenerate", 0))
+    left_out = f" ({dropped} with indistinguishable partners left out)" if dropped else ""
+    title = (f"Weight sharing vs gradient similarity (paper Table 2), mean over {result['archs']} targets{left_out}. "
              f"Data set: {ds}; metric: cross-entropy of A (train: weights half, valid: held-out half) and "
              f"cosine similarity of A's and its partner's gradients at the shared weights")
     table = Table(title=escape(title))
     for col in ("Weight Sharing", "Grad Similarity", "Train Loss (A)", "Valid Loss (A)", "Targets"):
         table.add_column(col, justify="left" if col == "Weight Sharing" else "right", overflow="fold")
     for case, label in _CASES.items():
-        rows = [t[case] for t in result["targets"]]
+        rows = [t[case] for t in result["targets"] if not t.get("degenerate")]
         table.add_row(label, pm([r["similarity"] for r in rows], 3), pm([r["train_loss"] for r in rows], 3),
                       pm([r["valid_loss"] for r in rows], 3), str(len(rows)))
     console.print(table)

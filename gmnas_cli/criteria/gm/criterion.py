@@ -8,9 +8,10 @@ from typing import Any
 
 from gmnas_cli.config.derived import option
 from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDecision
-from gmnas_cli.criteria.gm.scoring import gm_distance, score_from_distance
+from gmnas_cli.criteria.gm.scoring import gm_distance, rank_key, score_from_distance
 from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
 from gmnas_cli.criteria.gm.workers import resolve_workers, scored_edges
+from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.io import read_json, write_json
 from gmnas_cli.infra.logging import log
@@ -79,6 +80,8 @@ class GradientMatching(Criterion):
             log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
             if ctx.progress_path is not None:
                 write_json(ctx.progress_path, scores)
-        best = min(edges, key=lambda e: (scores[e]["cut_cost"], edges.index(e)))
+        best = min(edges, key=rank_key(scores, edges, option(self.cfg.cut)))
         groups = scores[best]["groups"]
-        return SplitDecision(best, groups, {e: scores[e] for e in edges})
+        # data parallel: every rank scored the same all-reduced rows; rank 0's decision is the one
+        # all ranks split on (made once, broadcast: infra/distributed.py agree)
+        return distributed.agree(SplitDecision(best, groups, {e: scores[e] for e in edges}))

@@ -34,6 +34,7 @@ from torch.func import functional_call, grad, vmap
 
 from gmnas_cli.config.derived import option
 from gmnas_cli.criteria.base import SplitContext
+from gmnas_cli.infra import distributed
 from gmnas_cli.infra.seeding import generator
 from gmnas_cli.spaces.copies import Copies
 
@@ -101,7 +102,27 @@ def batching_mode(ctx: SplitContext, batched: bool | str | None = None) -> str:
 def fast_op_gradients(ctx: SplitContext, edge: str, ops: list[str], batch: Batch, index: int = 0,
                       batched: bool | str | None = None) -> torch.Tensor:
     """``[len(ops), P]`` flat shared gradients of minibatch ``index`` (module docstring);
-    ``batched``: the suffix passes' batching (``batching_mode``; default ``criterion.batched_ops``)."""
+    ``batched``: the suffix passes' batching (``batching_mode``; default ``criterion.batched_ops``).
+
+    Data parallel (``batch_shards`` > 1 or torchrun, infra/distributed.py): this rank computes the
+    rows of its shards of the minibatch only and the rows are averaged over all shards and ranks
+    before any distance, as the weight gradients are (each shard's mean loss; BatchNorm statistics
+    per shard), so every rank holds the same rows and a rank's memory is that of one shard's
+    passes. One process with ``batch_shards=k`` computes bitwise what k ranks compute."""
+    parts = distributed.local_shards(batch)
+    if len(parts) == 1 and not distributed.active():  # one process, one shard: the plain call
+        return _shard_rows(ctx, edge, ops, batch, index, batched)
+    rows = None
+    for part in parts:
+        r = _shard_rows(ctx, edge, ops, part, index, batched)
+        rows = r if rows is None else rows.add_(r)
+    distributed.allreduce_mean([rows], count=distributed.shards_total())
+    return rows
+
+
+def _shard_rows(ctx: SplitContext, edge: str, ops: list[str], batch: Batch, index: int,
+                batched: bool | str | None) -> torch.Tensor:
+    """``fast_op_gradients``' rows of one (shard of a) minibatch."""
     trainer, net = ctx.trainer, ctx.trainer.net
     mode = batching_mode(ctx, batched)
     x, y = batch

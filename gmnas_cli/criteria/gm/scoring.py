@@ -15,7 +15,8 @@ difference sum_i (g_o,i - g_o',i)^2 (l2, ``match_loss('mse')``). ``criterion.ave
 applies d once to the minibatch-mean gradients (the estimator of earlier gmnas versions).
 
 The cut of the similarity graph (1 - D; -D for l2) gives the groups and its cost ranks edges:
-the lowest cost is split first (paper 3.4; ``criterion.cut``).
+the lowest cost is split first (paper 3.4; ``criterion.cut``; balanced cuts compare edges on the
+mean cut similarity, ``edge_cost``).
 
 ``criterion.early_stop=true``: the confidence early stop of ``criteria/gm/stop.py``.
 """
@@ -228,10 +229,37 @@ def score_from_distance(dist: np.ndarray, ops: list[str], cfg: Any, branching: i
             "groups": [[ops[i] for i in g] for g in groups]}
 
 
-def decision_state(scores: dict[str, dict[str, Any]], edges: list[str]) -> tuple:
-    """What a split decides from scores: edges ordered by cut cost (ties: edge order), and the
-    groups of the first."""
-    order = sorted(edges, key=lambda e: (scores[e]["cut_cost"], edges.index(e)))
+def cross_pairs(sizes: list[int]) -> int:
+    """Unordered op pairs in different groups of a partition with these group sizes."""
+    n = sum(sizes)
+    return (n * n - sum(s * s for s in sizes)) // 2
+
+
+def edge_cost(score: dict[str, Any], rule: str) -> float:
+    """The cost edges are compared on (the lowest is split first, paper 3.4).
+
+    ``balanced``: the mean similarity across the cut, ``cut_cost`` / cross-group pairs. The pair
+    count depends only on the op count and B (9 for 6 ops and 12 for 7 at B=2), so within an edge
+    the chosen partition is the same as by the sum, and where every edge has the same op count
+    (NB201, DARTS) the order of edges is too; on MobileNet (6-op stage-first blocks, 7-op others)
+    the sum would favour the 6-op blocks. ``within`` (the official ``mincut_split_darts`` and
+    ``mincut_split_proxylessnas`` rule) and ``ncut``: ``cut_cost`` itself, as the official code.
+    """
+    cost = float(score["cut_cost"])
+    if rule != "balanced":
+        return cost
+    return cost / max(cross_pairs([len(g) for g in score["groups"]]), 1)
+
+
+def rank_key(scores: dict[str, dict[str, Any]], edges: list[str], rule: str) -> Any:
+    """Sort key of edges: ``edge_cost``, then ``cut_cost`` (which orders edges of equal op count
+    exactly as before the normalisation, float rounding included), then edge order."""
+    return lambda e: (edge_cost(scores[e], rule), scores[e]["cut_cost"], edges.index(e))
+
+
+def decision_state(scores: dict[str, dict[str, Any]], edges: list[str], rule: str = "balanced") -> tuple:
+    """What a split decides from scores: edges ordered by ``rank_key``, and the groups of the first."""
+    order = sorted(edges, key=rank_key(scores, edges, rule))
     return tuple(order), tuple(tuple(g) for g in scores[order[0]]["groups"])
 
 
