@@ -34,8 +34,8 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
         self._loaded = catalog is None
-        if kind in HOMES:
-            _BY_KIND[kind] = self
+        if kind in HOMES and catalog is not None:  # the plugin registry of its kind (the first one made)
+            _BY_KIND.setdefault(kind, self)
 
     @staticmethod
     def of(kind: str) -> Registry:
