@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 from gmnas_cli.algorithms import build_algorithm
 from gmnas_cli.config.schema import AlgoConfig, SpaceConfig
 from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.seeding import seeded_init
 from gmnas_cli.spaces import build_space
 from gmnas_cli.spaces.counting import count_params, measured_macs
 from gmnas_cli.spaces.mobilenet.space import PAPER_STAGES, PROXYLESS_OPS, Gated
@@ -223,3 +225,74 @@ def test_retrain_linear_warmup_then_cosine(cfg_factory):
     lrs = [trainer.lr_at(e) for e in range(10)]
     assert lrs[:3] == [0.05, 0.1, 0.1]  # (e + 1) / warmup, then the cosine from its start
     assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
+
+
+# -- upstream details: init, dropout, net.config and stage checks ------------------------------
+
+def _conv_std_ratio(net: torch.nn.Module) -> float:
+    """Std of every conv weight divided by he_fout's sqrt(2 / (k * k * out)), pooled."""
+    parts = [m.weight.detach().flatten() / math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels))
+             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    return float(torch.cat(parts).std())
+
+
+def test_weight_init_is_upstream_he_fout_from_the_derived_seed():
+    """ProxylessNAS/OFA ``init_model('he_fout')``: conv N(0, 2/(k k out)) (depthwise included), BN 1/0,
+    linear bias 0 and U(+-1/sqrt(in)); the same purpose-derived seed gives the same weights."""
+    space = paper_space()
+    arch = space.str_to_arch(RELEASED)
+    with seeded_init(0, "retrain", "init"):
+        net = space.build_network(arch, None, 1000, 3)
+    assert abs(_conv_std_ratio(net) - 1.0) < 0.01
+    dw = net.blocks[0].conv.depth_conv[0]  # a depthwise conv: not divided by its groups
+    assert abs(float(dw.weight.detach().std()) - math.sqrt(2.0 / (dw.kernel_size[0] ** 2 * dw.out_channels))) < 0.002
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any()
+    lin = net.classifier.linear
+    assert not lin.bias.any() and float(lin.weight.detach().abs().max()) <= 1.0 / math.sqrt(lin.in_features)
+    with seeded_init(0, "retrain", "init"):
+        again = space.build_network(arch, None, 1000, 3)
+    with seeded_init(1, "retrain", "init"):
+        other = space.build_network(arch, None, 1000, 3)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    assert not torch.equal(net.first_conv[0].weight, other.first_conv[0].weight)
+    supernet = tiny_space().build_supernet(tiny_space().full_mask())
+    assert abs(_conv_std_ratio(supernet) - 1.0) < 0.1  # the supernet too (few weights: looser)
+
+
+def test_retrain_dropout_from_the_official_retrain(cfg_factory):
+    cfg = cfg_factory("space=mobilenet")
+    assert cfg.retrain.dropout == 0.2  # skhu101/GM-NAS Imagenet_train/distributed_train.sh --drop 0.2
+    space = tiny_space()
+    arch = {e: "3x3_MBConv3" for e in space.edges}
+    net = space.build_network(arch, cfg.retrain, 5, 3)
+    assert isinstance(net.classifier.dropout, torch.nn.Dropout) and net.classifier.dropout.p == 0.2
+    assert net.config["classifier"]["dropout_rate"] == 0.2
+
+
+@pytest.mark.parametrize("part, key, value", [("first_conv", "out_channels", 16), ("first_conv", "stride", 1),
+                                              ("feature_mix_layer", "in_channels", 8),
+                                              ("feature_mix_layer", "out_channels", 64)])
+def test_net_config_checks_the_fixed_layers(part, key, value):
+    space = tiny_space()
+    config = space.arch_to_config({e: "3x3_MBConv3" for e in space.edges})
+    config[part][key] = value
+    with pytest.raises(ConfigError, match=f"net.config {part}"):
+        space.config_to_arch(config)
+    config = space.arch_to_config({e: "3x3_MBConv3" for e in space.edges})
+    config["blocks"][0]["mobile_inverted_conv"]["out_channels"] = 16
+    with pytest.raises(ConfigError, match=r"net.config blocks\[0\]"):
+        space.config_to_arch(config)
+
+
+def test_stage_separators_must_match_the_stages():
+    space = tiny_space()  # stages of 2 and 2 blocks
+    arch = {e: "3x3_MBConv3" for e in space.edges}
+    assert space.str_to_arch(space.arch_to_str(arch)) == arch
+    assert space.str_to_arch(space.arch_to_str(arch).replace(" | ", ",")) == arch  # no separators: a flat list
+    with pytest.raises(ConfigError, match=r"token 3 '5x5_MBConv3' \(block b3\) is in stage 1 of the string"):
+        space.str_to_arch("3x3_MBConv3,3x3_MBConv3,5x5_MBConv3 | 3x3_MBConv3")
+    with pytest.raises(ConfigError, match="token 2 '5x5_MBConv6'"):
+        space.str_to_arch("3x3_MBConv3 | 5x5_MBConv6,3x3_MBConv3,3x3_MBConv3")
+

@@ -48,6 +48,7 @@ def test_proxyless_needs_the_mobilenet_space(tmp_path: Path) -> None:
     ("dataset.valid_size=100", "dataset.valid_size=100 has no effect on dataset 'digits'"),
     ("algo.target=flops", "algo.target='flops' has no effect on algo 'darts'"),
     ("train.warmup_lr=0.05", "train.warmup_lr=0.05 has no effect without split_train_arch=true"),
+    ("retrain.dropout=0.1", "retrain.dropout=0.1 has no effect on space 'nb201'"),
 ])
 def test_keys_refused_where_nothing_reads_them(tmp_path: Path, override: str, message: str) -> None:
     assert message in fails(tmp_path, "experiment=smoke", override, base=[])

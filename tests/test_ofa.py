@@ -118,6 +118,24 @@ def test_extracted_subnet_equals_the_dynamic_forward_and_macs_equal_flop_counter
         assert subnet_macs(sp, sub, 24) * 2 == fc.get_total_flops()
 
 
+def test_weight_init_is_ofa_he_fout() -> None:
+    """OFA ``init_models(net, 'he_fout')`` on the supernet and a static subnet: conv N(0, 2/(k k out)),
+    BN 1/0, conv and linear biases 0; the kernel transforms stay identity."""
+    sp = _space()
+    for net in (sp.build_supernet(sp.full_mask()), sp.build_network(sp.subnet_to_arch(sp.max_subnet()), None, 10, 3)):
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        ratio = torch.cat([m.weight.detach().flatten() / (2.0 / (m.kernel_size[0] ** 2 * m.out_channels)) ** 0.5
+                           for m in convs])
+        assert abs(float(ratio.std()) - 1.0) < 0.05
+        assert all(m.bias is None or not m.bias.any() for m in convs)
+        assert not net.classifier.bias.any()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                assert torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any()
+    dw = sp.build_supernet(sp.full_mask()).blocks[0].depthwise
+    assert all(torch.equal(t, torch.eye(t.shape[0])) for t in dw.transforms.values())
+
+
 def test_paper_size_macs_and_params() -> None:
     """OFA w1.0: 7.68M params, 121-566 MFLOPs at 224; w1.2: 10.72M, 193-843 (mobilenet-facts 3)."""
     for wm, params, lo, hi in ((1.0, 7.68, 121.28, 566.17), (1.2, 10.72, 193.08, 843.10)):
@@ -142,6 +160,10 @@ def test_subnet_string_and_json_round_trip() -> None:
     back = sp.arch_to_subnet(sp.str_to_arch(text))
     assert sp.subnet_to_arch(back) == arch and back.d == [1, 2]
     assert sp.subnet_from_json(json.loads(json.dumps(sub.to_json()))).to_json() == sub.to_json()
+    assert sp.str_to_arch(json.dumps(sub.to_json())) == arch  # OFA's own {ks, e, d} config
+    assert sp.str_to_arch(json.dumps({**sub.to_json(), "image_size": 32})) == arch  # as subnet.json
+    with pytest.raises(ConfigError, match="subnet config"):
+        sp.str_to_arch(json.dumps({"ks": [5, 3], "e": [4], "d": [1, 2]}))
     net = sp.build_network(arch, None, 10, 3)
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 

@@ -304,6 +304,7 @@ class RetrainConfig:
     nesterov: bool = False  # DARTS: plain momentum; NAS-Bench-201 protocol: Nesterov
     label_smoothing: float = bounded(0.0, ge=0, lt=1)  # DARTS ImageNet: 0.1
     warmup_epochs: int = bounded(0, ge=0)  # linear lr warm-up epochs before the cosine (ProxylessNAS: 5)
+    dropout: float = bounded(0.0, ge=0, lt=1)  # before the classifier; space=mobilenet only (SearchSpace.retrain_keys)
 
 
 rule("retrain.lr_min <= retrain.lr")

@@ -122,6 +122,9 @@ def _refuse_unread_keys(cfg: DictConfig) -> None:
             if key in cfg.dataset and cfg.dataset[key] != default:
                 raise ConfigError(f"dataset.{key}={cfg.dataset[key]!r} has no effect on dataset {cfg.dataset.name!r} "
                                   f"(it is read by dataset=imagenet); remove it")
+    if float(cfg.retrain.get("dropout", 0.0)) and "dropout" not in SPACES[cfg.space.name].retrain_keys:
+        raise ConfigError(f"retrain.dropout={cfg.retrain.dropout} has no effect on space {cfg.space.name!r}; "
+                          f"remove it")
     if float(cfg.train.get("warmup_lr", 0.0)) and not cfg.get("split_train_arch", False):
         raise ConfigError(f"train.warmup_lr={cfg.train.warmup_lr} has no effect without split_train_arch=true "
                           f"(the warm-up then shares train.lr's cosine with the split phase)")

@@ -215,6 +215,9 @@ class SearchSpace(ABC):
         self.refuse_unused_keys()
         self.edges: list[str] = self.edge_names()
 
+    # ``retrain.*`` keys only some spaces' ``build_network`` reads; refused on the others (pipeline/validate.py).
+    retrain_keys: tuple[str, ...] = ()
+
     # Keys only some spaces read; a space lists the ones it uses in ``uses_keys``.
     SPACE_SPECIFIC_KEYS = ("width_mult", "stages", "stem_width", "first_block_width", "feature_mix_width")
     uses_keys: tuple[str, ...] = ()

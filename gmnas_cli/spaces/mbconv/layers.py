@@ -18,6 +18,7 @@ OFA ``count_net_flops`` and torch's ``FlopCounterMode`` count them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +183,30 @@ class MBConv(nn.Module):
         return {"name": "MBInvertedConvLayer", "in_channels": self.c_in, "out_channels": self.c_out,
                 "kernel_size": self.k, "stride": self.stride, "expand_ratio": self.expand_ratio,
                 "mid_channels": self.mid}
+
+
+@torch.no_grad()
+def he_fout_init(net: nn.Module) -> None:
+    """Initialise as upstream ``model_init='he_fout'`` (mit-han-lab/proxylessnas
+    ``search/utils/my_modules.py`` ``MyNetwork.init_model`` with its default ``init_div_groups=False``;
+    mit-han-lab/once-for-all ``ofa/utils/my_modules.py`` ``init_models``): every conv weight
+    N(0, 2 / (k * k * out_channels)), depthwise included; conv biases 0; BN weight 1, bias 0; linear
+    weight U(-1/sqrt(in), 1/sqrt(in)), bias 0. The draws come from torch's default generator, which
+    the caller seeds from the purpose-derived seed (``infra.seeding.seeded_init``); modules in
+    ``net.modules()`` order, so the result depends only on that seed and the architecture."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.weight.normal_(0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.weight.size(1))
+            m.weight.uniform_(-bound, bound)
+            if m.bias is not None:
+                m.bias.zero_()
 
 
 def zero_layer_config(stride: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gmnas_cli.spaces.base import Arch
-from gmnas_cli.spaces.mbconv.layers import Classifier, MBConv, proxyless_conv
+from gmnas_cli.spaces.mbconv.layers import Classifier, MBConv, he_fout_init, proxyless_conv
 from gmnas_cli.spaces.mobilenet.ops import BlockSpec, parse_op
 
 
@@ -41,6 +41,7 @@ class MobileNetNetwork(nn.Module):
         self.blocks = nn.Sequential(*[MobileBlock(spec, arch[e]) for e, spec in zip(space.edges, space.specs)])
         self.feature_mix = proxyless_conv(space.last_width, space.mix, 1, 1)
         self.classifier = Classifier(space.mix, num_classes, dropout)
+        he_fout_init(self)  # ProxylessNAS model_init='he_fout'
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.feature_mix(self.blocks(self.first_block(self.first_conv(x)))))

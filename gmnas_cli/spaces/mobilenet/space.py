@@ -36,6 +36,7 @@ from gmnas_cli.spaces.mbconv.layers import (
     BN_MOMENTUM,
     Classifier,
     MBConv,
+    he_fout_init,
     identity_config,
     make_divisible,
     mbconv_macs,
@@ -80,6 +81,7 @@ class MobileNetSupernet(Supernet):
         self.blocks = nn.ModuleList([MixedBlock(spec, space.ops) for spec in space.specs])
         self.feature_mix = proxyless_conv(space.last_width, space.mix, 1, 1)
         self.classifier = Classifier(space.mix, space.num_classes)
+        he_fout_init(self)  # ProxylessNAS model_init='he_fout'
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Active | None = None) -> torch.Tensor:
         active = self.enabled if active is None else active
@@ -95,6 +97,7 @@ class MobileNetSpace(SearchSpace):
 
     name = "mobilenet"
     uses_keys = SearchSpace.SPACE_SPECIFIC_KEYS
+    retrain_keys = ("dropout",)  # dropout before the classifier (ProxylessNAS LinearLayer dropout_rate)
 
     # -- structure --------------------------------------------------------------------------
     def edge_names(self) -> list[str]:
@@ -182,7 +185,19 @@ class MobileNetSpace(SearchSpace):
                 return self.config_to_arch(json.loads(text))
             except json.JSONDecodeError as err:
                 raise ConfigError(f"MobileNet architecture: not valid net.config JSON ({err})") from None
-        tokens = [t.strip() for t in text.replace("|", ",").split(",")]
+        tokens, stage_of = [], []  # every token and the stage its position in the string gives it
+        for s, group in enumerate(text.split("|")):
+            for t in group.split(","):
+                tokens.append(t.strip())
+                stage_of.append(s)
+        if "|" in text:  # stages marked: each `|` must close a stage of the space (arch_to_str's form)
+            true_stage = [s for s, n in enumerate(self.stage_sizes()) for _ in range(n)]
+            for i, (tok, s) in enumerate(zip(tokens, stage_of)):
+                want = true_stage[i] if i < len(true_stage) else None
+                if want is not None and s != want:
+                    raise ConfigError(f"MobileNet architecture: token {i + 1} {tok!r} (block {self.edges[i]}) is in "
+                                      f"stage {s + 1} of the string but block {self.edges[i]} is in stage {want + 1}; "
+                                      f"stages have {self.stage_sizes()} blocks")
         arch: Arch = {}
         for i, tok in enumerate(tokens):
             if i >= len(self.edges):
@@ -216,12 +231,32 @@ class MobileNetSpace(SearchSpace):
                 "blocks": blocks, "feature_mix_layer": proxyless_conv(self.last_width, self.mix, 1, 1).config(),
                 "classifier": Classifier(self.mix, num_classes or self.num_classes, dropout).config()}
 
+    def _check_fixed_layers(self, config: dict[str, Any]) -> None:
+        """ConfigError when the first conv, the fixed first block or the feature mix of a ``net.config``
+        has other widths (or kernel, stride) than this space's."""
+        first = proxyless_conv(self.in_channels, self.stem, 3, 2).config()
+        mix = proxyless_conv(self.last_width, self.mix, 1, 1).config()
+        block0 = MBConv.proxyless(self.stem, self.first, 3, 1, 1).config()
+        blocks = config.get("blocks")
+        conv0 = blocks[0].get("mobile_inverted_conv") if isinstance(blocks[0], dict) else None
+        for part, got, want in (("first_conv", config.get("first_conv"), first), ("blocks[0]", conv0, block0),
+                                ("feature_mix_layer", config.get("feature_mix_layer"), mix)):
+            keys = ("in_channels", "out_channels", "kernel_size", "stride")
+            have = tuple(got.get(k) for k in keys) if isinstance(got, dict) else None
+            if have != tuple(want[k] for k in keys):
+                shown = "missing" if have is None else f"{have[0]} -> {have[1]} channels, kernel {have[2]}, stride {have[3]}"
+                raise ConfigError(f"net.config {part}: {shown}; this space has {want['in_channels']} -> "
+                                  f"{want['out_channels']}, kernel {want['kernel_size']}, stride {want['stride']} "
+                                  f"(space.stem_width, first_block_width, feature_mix_width, width_mult)")
+
     def config_to_arch(self, config: dict[str, Any]) -> Arch:
-        """The op list of a ``net.config`` whose widths and strides are this space's."""
+        """The op list of a ``net.config`` whose widths and strides are this space's (the first conv,
+        the fixed first block and the feature mix included)."""
         blocks = config.get("blocks") if isinstance(config, dict) else None
         if not isinstance(blocks, list) or len(blocks) != len(self.edges) + 1:
             raise ConfigError(f"net.config: expected {len(self.edges) + 1} blocks (the fixed first block and "
                               f"{len(self.edges)} searchable ones), got {len(blocks) if isinstance(blocks, list) else 0}")
+        self._check_fixed_layers(config)
         arch: Arch = {}
         for i, (e, spec) in enumerate(zip(self.edges, self.specs), start=1):
             conv = blocks[i].get("mobile_inverted_conv", {}) if isinstance(blocks[i], dict) else {}
@@ -294,4 +329,4 @@ class MobileNetSpace(SearchSpace):
         """The stand-alone ProxylessNAS network of ``arch`` (``retrain.dropout`` before the classifier)."""
         space = self if in_channels == self.in_channels else MobileNetSpace(self.cfg, num_classes, in_channels)
         space.check_mask({e: [arch[e]] for e in space.edges})
-        return MobileNetNetwork(space, arch, num_classes, float(getattr(retrain_cfg, "dropout", 0.0) or 0.0))
+        return MobileNetNetwork(space, arch, num_classes, float(retrain_cfg.dropout) if retrain_cfg is not None else 0.0)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from gmnas_cli.config.schema import SpaceConfig
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.spaces.base import SPACES, Active, Arch, Mask, SearchSpace, Supernet
 from gmnas_cli.spaces.mbconv.elastic import DynamicMBConv
-from gmnas_cli.spaces.mbconv.layers import ConvBNAct, MBConv, make_divisible
+from gmnas_cli.spaces.mbconv.layers import ConvBNAct, MBConv, he_fout_init, make_divisible
 
 KERNELS = (3, 5, 7)  # OFA's elastic kernel sizes (transforms 7->5->3)
 ACTS = ("relu", "h_swish")
@@ -219,8 +220,18 @@ class OfaSpace(SearchSpace):
         return " | ".join(groups)
 
     def str_to_arch(self, text: str) -> Arch:
-        """Parse ``arch_to_str``; ConfigError names the first bad token."""
-        stages = [g.split() for g in text.strip().split("|")]
+        """Parse ``arch_to_str``'s form or OFA's own subnet JSON ``{"ks": [...], "e": [...], "d": [...]}``
+        (``get_active_subnet`` configs; an ``image_size`` key is ignored); ConfigError names the first bad token."""
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"OFA architecture: not valid subnet JSON ({err})") from None
+            if not isinstance(obj, dict):
+                raise ConfigError("OFA architecture: subnet JSON must be an object {ks, e, d}")
+            return self.subnet_to_arch(self.subnet_from_json(obj))
+        stages = [g.split() for g in text.split("|")]
         if len(stages) != len(self.stage_specs):
             raise ConfigError(f"architecture {text!r}: {len(stages)} stages, this space has {len(self.stage_specs)}")
         arch: Arch = {}
@@ -276,6 +287,7 @@ class OfaSupernet(Supernet):
         self.final_expand = ConvBNAct(space.widths[-1], space.final_width, 1, 1, "h_swish")
         self.feature_mix = ConvBNAct(space.final_width, space.mix_width, 1, 1, "h_swish", bn=False)
         self.classifier = nn.Linear(space.mix_width, space.num_classes)
+        he_fout_init(self)  # OFA init_models(net, 'he_fout'); the kernel transforms stay identity
         self.set_active(space.max_subnet(mask))
 
     def set_active(self, subnet: Subnet) -> None:
@@ -324,6 +336,7 @@ class StaticMobileNetV3(nn.Module):
         self.final_expand = ConvBNAct(space.widths[-1], space.final_width, 1, 1, "h_swish")
         self.feature_mix = ConvBNAct(space.final_width, space.mix_width, 1, 1, "h_swish", bn=False)
         self.classifier = nn.Linear(space.mix_width, num_classes)
+        he_fout_init(self)  # OFA init_models(net, 'he_fout')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.first_block(self.first_conv(channels_last_on_cpu(x))))
