@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import open_dict
@@ -45,16 +46,21 @@ def test_parallel_workers_refused_where_they_cannot_apply(cfg_factory, override,
         validate(cfg, "split")
 
 
-def test_parallel_workers_at_two_threads_each_give_the_sequential_scores(cfg_factory, tmp_path):
-    """Each worker runs threads // workers torch threads: 2 workers of 2 threads (4 in all) score
-    bitwise as one process at 2 threads (intra-op parallel reductions included)."""
+def test_parallel_workers_after_a_multithreaded_parent_finish_and_agree(cfg_factory, tmp_path):
+    """A parent that computed with 2 threads forks workers of one thread each (two threads per
+    forked worker deadlocked in OpenMP): same decision, scores bitwise those of one thread and
+    within float rounding of the parent's 2-thread computation."""
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        seq, _ = _decide(cfg_factory, tmp_path, 1, "seq2")
-        torch.set_num_threads(4)
+        seq2, _ = _decide(cfg_factory, tmp_path, 1, "seq2")
         par, _ = _decide(cfg_factory, tmp_path, 2, "par2")
+        torch.set_num_threads(1)
+        seq1, _ = _decide(cfg_factory, tmp_path, 1, "seq1")
     finally:
         torch.set_num_threads(before)
-    assert (par.edge, par.groups) == (seq.edge, seq.groups)
-    assert par.scores == seq.scores
+    assert (par.edge, par.groups) == (seq2.edge, seq2.groups) == (seq1.edge, seq1.groups)
+    assert par.scores == seq1.scores
+    for e, s in par.scores.items():
+        # fp32 gradient sums split over 1 or 2 threads round differently (measured: 1.4e-5 here)
+        np.testing.assert_allclose(s["distance"], seq2.scores[e]["distance"], rtol=0, atol=1e-4)

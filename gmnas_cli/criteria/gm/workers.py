@@ -3,8 +3,9 @@
 The edges of one split are scored independently: each edge's minibatches, sampled paths and
 per-op gradients are seeded by (seed, leaf, split, edge, minibatch) only (criteria/gm/criterion.py), so a forked
 worker computes exactly the numbers the parent would. Workers are forked after the supernet is
-built (copy-on-write, nothing to pickle but the scores); each runs ``threads // workers`` torch
-threads (at least 1) and draws no progress bars. Results come back in edge order, so logs,
+built (copy-on-write, nothing to pickle but the scores); each runs one torch thread (more deadlock
+after a fork, see ``scored_edges``) and draws no progress bars; the scores are bitwise those of a
+sequential run at one thread (at more threads, equal within float rounding). Results come back in edge order, so logs,
 ``gm_progress`` files (resume) and decisions are those of a sequential run.
 
 CPU only (CUDA contexts do not survive a fork), one process per job (not under torchrun ranks,
@@ -54,7 +55,9 @@ def scored_edges(score: Callable[[str], dict[str, Any]], edges: list[str], worke
         for edge in edges:
             yield edge, score(edge)
         return
-    threads = max(1, torch.get_num_threads() // workers)
+    # One torch thread per worker: a forked child that starts a multi-threaded OpenMP pool after the
+    # parent used one hangs (GNU libgomp is not fork-safe; 2 threads per worker deadlocked here).
+    threads = 1
     _JOB["score"] = score
     try:
         with mp.get_context("fork").Pool(workers, initializer=_init, initargs=(threads,)) as pool:
