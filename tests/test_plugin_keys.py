@@ -149,3 +149,15 @@ def test_identity_ignores_keys_of_unchosen_plugins_and_retired_keys(tmp_path: Pa
     assert comparable(older) == comparable(mine)
     older["algo"]["arch_lr"] = 0.1  # a key of the chosen algorithm still counts
     assert comparable(older) != comparable(mine)
+
+
+def test_identity_of_a_run_made_before_retrain_dropout(tmp_path: Path) -> None:
+    """A select/retrain snapshot written before retrain.dropout existed matches while dropout is 0 (what
+    those runs computed), and not once a dropout is set."""
+    cfg = make_cfg(tmp_path, "experiment=smoke")
+    mine = identity(cfg, "retrain")
+    older = copy.deepcopy(mine)
+    del older["retrain"]["dropout"]
+    assert mine["retrain"]["dropout"] == 0.0 and comparable(older) == comparable(mine)
+    mine["retrain"]["dropout"] = 0.2
+    assert comparable(older) != comparable(mine)

@@ -42,6 +42,9 @@ _STAGE_SECTIONS = {"select": ["select", "benchmark", "retrain"], "retrain": ["re
 STAGE_ORDER = ["warmup", "split", "search", "select", "retrain"]
 # Keys removed from the schema that no code ever read: an experiment made before keeps its identity.
 _RETIRED = {"space": ("kernel_sizes",)}
+# Keys added to the schema later, with the value that computes what runs made before them computed:
+# an experiment made before compares equal while the key keeps that value.
+_ADDED_AT = {"retrain": {"dropout": 0.0}}
 # What a stage writes itself once it has started its work (relative to the experiment root); a config
 # snapshot of a stage that left none of these behind (it failed first) binds no later run.
 _OWN_ARTEFACTS = {"warmup": ["nodes/0/ckpt.pt", "nodes/0/ckpt.pt.prev"],
@@ -80,6 +83,11 @@ def comparable(ident: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(group), dict):
             for key in retired:
                 out[group].pop(key, None)
+    for group, added in _ADDED_AT.items():
+        node = out.get(group)
+        for key, value in added.items():
+            if isinstance(node, dict) and key in node and node[key] == value:
+                node.pop(key)
     for group in ("space", "algo", "criterion", "dataset"):
         node = out.get(group)
         if not isinstance(node, dict) or str(node.get("name")) not in Registry.of(group):
