@@ -121,6 +121,7 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     check_logger(str(rt.cfg.logger))
     if stage in _DATA_STAGES:
         _ = rt.data
+        check_steps(rt, stage)
     bench = rt.cfg.benchmark
     if stage in ("select", "retrain") and bench.name != "none" and bench.path and not Path(bench.path).exists():
         raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
@@ -128,6 +129,22 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
         tree = PartitionTree.load(rt.exp.tree_path)
         if stage == "search" and rt.cfg.leaf is not None:
             tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
+
+
+def check_steps(rt: Runtime, stage: str) -> None:
+    """Refuse a stage whose epochs would take no optimisation step: the trainer drops the last
+    partial batch (``SupernetTrainer.fit``), so a half smaller than ``train.batch_size`` trains nothing.
+    warmup trains weights only; split and search also step alpha on the architecture half."""
+    bs = int(rt.cfg.train.batch_size)
+    w_half, a_half = rt.halves
+    halves = [("weights", w_half)] + ([("architecture", a_half)] if stage != "warmup" else [])
+    for what, half in halves:
+        if len(half) < bs:
+            n = len(rt.data.train_y)
+            raise ConfigError(
+                f"{stage}: the {what} half holds {len(half)} images (of {n} training images), fewer than "
+                f"train.batch_size={bs}: every epoch would take zero optimisation steps; use a smaller "
+                f"train.batch_size (<= {len(half)}) or more images (dataset.limit >= {2 * bs})")
 
 
 def _has_artefacts(root: Path, stage: str) -> bool:

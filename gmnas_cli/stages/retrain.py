@@ -33,7 +33,7 @@ def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
     if bench is None:
         raise ConfigError("retrain: benchmark.name is set but no benchmark was opened")
 
-    values = {k: float(v) for k, v in bench.query(arch_str).items()}
+    values = {k: None if v is None else float(v) for k, v in bench.query(arch_str).items()}  # None: no figure
     metric = str(cfg.benchmark.metric or "")
     if metric and metric not in values:
         raise StageError(f"retrain: benchmark.metric={metric!r} is not among the benchmark's metrics "

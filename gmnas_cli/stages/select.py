@@ -19,7 +19,7 @@ from gmnas_cli.benchmarks import load_benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric
 from gmnas_cli.config.derived import option
 from gmnas_cli.experiment.tree import PartitionTree
-from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import read_json, write_json
 from gmnas_cli.infra.logging import console
 from gmnas_cli.pipeline.runtime import Runtime
@@ -60,7 +60,11 @@ def select(rt: Runtime) -> dict:
 
         # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
         metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
-        best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
+        scored = [c for c in cands if looked_up[c["leaf"]].get(metric) is not None]  # "no figure": never chosen
+        if not scored:
+            raise StageError(f"select: the benchmark has no {metric!r} figure for any leaf's architecture "
+                             f"({', '.join(str(c['arch']) for c in cands)}); use select.criterion=val_loss")
+        best = max(scored, key=lambda c: looked_up[c["leaf"]][metric])
         evidence["metric"] = metric
     else:
         best, evidence = successive_halving(rt, cands)
@@ -87,7 +91,7 @@ def show(selection: dict[str, Any]) -> None:
         table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
-        bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
+        bench = ", ".join(f"{k} {'no figure' if v is None else f'{v:.2f}'}" for k, v in (c.get("benchmark") or {}).items())
         table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench,
                       escape(fold_arch(str(c["arch"]))))
     console.print(table)

@@ -3,7 +3,6 @@ with ``name=...``; ``status.format=json`` (or ``--json``) prints the same as JSO
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from gmnas_cli.experiment.directory import STAGE_ORDER
 from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.io import strict_json
 from gmnas_cli.report.collect import find_experiments
 from gmnas_cli.report.status import experiment_status
 
@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> None:
         roots = find_experiments([str(out_dir / "*")])
     rows = [experiment_status(r) for r in roots]
     if str(cfg.status.format) == "json":
-        print(json.dumps(rows[0] if cfg.name else rows, indent=2))
+        print(strict_json(rows[0] if cfg.name else rows, "status", indent=2))
         return
     console = Console()
     if not rows:
