@@ -156,6 +156,11 @@ def checkpoint_exists(path: str | os.PathLike) -> bool:
     return Path(path).exists() or prev_path(path).exists()
 
 
+def checkpoint_ok(path: str | os.PathLike) -> bool:
+    """``path`` or its ``.prev`` passes its checksum: ``load_checkpoint`` will succeed."""
+    return _is_valid(Path(path)) or _is_valid(prev_path(path))
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Save ``state`` with a SHA-256 header; the previous good file is kept as ``<name>.prev``.
 

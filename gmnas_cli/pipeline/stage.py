@@ -15,10 +15,11 @@ from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import ALGORITHMS, Algorithm, build_algorithm
 from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.state import read_result, read_retrain_result, read_selection
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError, StageError
-from gmnas_cli.infra.io import remove_stale_temps
+from gmnas_cli.infra.io import checkpoint_ok, prev_path, remove_stale_temps
 from gmnas_cli.infra.locks import shared
 from gmnas_cli.infra.logging import log
 from gmnas_cli.infra.seeding import derive_seed, generator, seed_everything
@@ -55,10 +56,14 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
         bring_predecessors(cfg, exp, stage, missing)
     for pred in requires:
         exp.require(pred, stage)
-    if exp.is_done(stage) and not cfg.force:
+    redo = None
+    if not cfg.force and exp.is_done(stage):
         exp.check_identity(stage)
-        log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
-        return rt
+        redo = damaged_own_state(rt, stage)
+        if redo is None:
+            log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
+            return rt
+        log.warning(f"{stage}: {redo}; redoing the stage (what is intact is reused)")
     exp.check_identity(stage)
     resume = option(cfg.resume)
     preflight(rt, stage, discarding=bool(cfg.force) or resume == "never")
@@ -68,8 +73,13 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
         with distributed.one_writer() as write:  # data parallel: rank 0 deletes
             if write:
                 exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
-                discard(exp.root, stage)
+                discard(exp.root, stage, lambda: root_tree(rt))
     with distributed.one_writer() as write:
+        if write and redo is not None:
+            exp.clear(stage)  # later stages follow the redone one (the same seeds: the same results)
+            for p in damaged_checkpoints(rt, stage):
+                for f in (p, prev_path(p)):
+                    f.unlink(missing_ok=True)
         if write:
             exp.root.mkdir(parents=True, exist_ok=True)
             for p in remove_stale_temps(cleanup_root(rt, stage)):
@@ -125,7 +135,7 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     bench = rt.cfg.benchmark
     if stage in ("select", "retrain") and bench.name != "none" and bench.path and not Path(bench.path).exists():
         raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
-    if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
+    if rt.exp.tree_path.exists() and not (discarding and stage in ("warmup", "split")):  # both rebuild it
         tree = PartitionTree.load(rt.exp.tree_path)
         if stage == "search" and rt.cfg.leaf is not None:
             tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
@@ -154,8 +164,51 @@ def _has_artefacts(root: Path, stage: str) -> bool:
     return any((root / rel).exists() for rel in STAGE_ARTEFACTS.get(stage, []))
 
 
-def discard(root: Path, stage: str) -> None:
-    """Remove a stage's artefacts (and its successors') before a forced rerun."""
+def root_tree(rt: Runtime) -> PartitionTree:
+    """The tree of a fresh warmup: the root alone, with this config's space."""
+    cfg, space = rt.cfg, rt.space
+    return PartitionTree.with_root(space.full_mask(), space=cfg.space.name, ops=list(space.ops),
+                                   edges=list(space.edges), shared_ops=list(cfg.space.unsplittable_ops))
+
+
+def damaged_checkpoints(rt: Runtime, stage: str) -> list[Path]:
+    """Checkpoints of a completed stage that no longer load (neither the file nor its ``.prev``)."""
+    if stage == "warmup":
+        ckpt = rt.exp.node_dir(0) / "ckpt.pt"
+        return [] if checkpoint_ok(ckpt) else [ckpt]
+    return []
+
+
+def damaged_own_state(rt: Runtime, stage: str) -> str | None:
+    """Why a stage marked complete must run again (its own checkpoint is corrupted, its tree is
+    gone), else None; a damaged file that a rerun cannot repair is a one-line ``StageError``."""
+    exp = rt.exp
+    bad = damaged_checkpoints(rt, stage)
+    if bad:
+        return f"{bad[0]} is corrupted or missing, and so is {prev_path(bad[0]).name}"
+    if stage == "warmup" and not exp.tree_path.exists():
+        return f"{exp.tree_path} is missing"
+    if stage in ("split", "search", "select"):
+        tree = PartitionTree.load(exp.tree_path)
+        leaves = [n.id for n in tree.leaves()]
+        for leaf in leaves if stage == "split" and len(tree.nodes) > 1 else []:
+            ckpt = exp.node_dir(leaf) / "ckpt.pt"
+            if not checkpoint_ok(ckpt):
+                raise StageError(f"{ckpt} is corrupted or missing (and so is its .prev); "
+                                 "`gmnas split force=true` redoes the split from the warmup checkpoint")
+        if stage == "search":
+            for leaf in leaves:
+                read_result(exp.search_dir(leaf) / "result.json", leaves, rt.space.str_to_arch)
+        if stage == "select":
+            read_selection(exp.selection_path, leaves, rt.space.str_to_arch)
+    if stage == "retrain":
+        read_retrain_result(exp.retrain_dir / "result.json")
+    return None
+
+
+def discard(root: Path, stage: str, fresh_tree: Callable[[], PartitionTree] | None = None) -> None:
+    """Remove a stage's artefacts (and its successors') before a forced rerun; a forced split
+    rebuilds a tree.json that does not load from ``fresh_tree`` (the root the warmup trained)."""
     for rel in STAGE_ARTEFACTS.get(stage, []):
         p = root / rel
         if p.is_dir():
@@ -166,10 +219,16 @@ def discard(root: Path, stage: str) -> None:
         # GM progress, then the tree back to its root, then the children: any prefix resumes cleanly.
         for f in root.glob("nodes/0/gm_progress*.json"):
             f.unlink()
-        if (root / "tree.json").exists():
+        try:
             tree = PartitionTree.load(root / "tree.json")
             tree.nodes[0].split = None
-            PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta).save(root / "tree.json")
+            tree = PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta)
+        except StageError:  # damaged or missing: the warmup's root, from the config
+            if fresh_tree is None:
+                raise
+            tree = fresh_tree()
+            log.warning(f"split: {root / 'tree.json'} does not load; rebuilt from the warmup's root")
+        tree.save(root / "tree.json")
         for d in (root / "nodes").iterdir():
             if d.name != "0":
                 shutil.rmtree(d)

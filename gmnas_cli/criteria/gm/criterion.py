@@ -11,8 +11,9 @@ from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDeci
 from gmnas_cli.criteria.gm.scoring import gm_distance, score_from_distance
 from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
 from gmnas_cli.criteria.gm.workers import resolve_workers, scored_edges
+from gmnas_cli.experiment.state import read_progress
 from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.io import write_json
 from gmnas_cli.infra.logging import log
 
 
@@ -41,7 +42,7 @@ class GradientMatching(Criterion):
         edges = [fixed] if fixed is not None else ctx.candidate_edges()
         scores: dict[str, Any] = {}
         if ctx.progress_path is not None and ctx.progress_path.exists():
-            scores = read_json(ctx.progress_path)  # edges scored before an interruption
+            scores = read_progress(ctx.progress_path, edges)  # edges scored before an interruption
         todo = [e for e in edges if e not in scores]
         if todo and self.cfg.early_stop:
             # The sequential test compares edges on the same minibatches: all are scored together.
