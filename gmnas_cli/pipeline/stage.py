@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -15,12 +16,14 @@ from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import ALGORITHMS, Algorithm, build_algorithm
 from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.directory import STAGE_ORDER
 from gmnas_cli.experiment.state import read_result, read_retrain_result, read_selection
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.interrupt import set_stage
 from gmnas_cli.infra.io import checkpoint_ok, prev_path, remove_stale_temps
-from gmnas_cli.infra.locks import shared
+from gmnas_cli.infra.locks import holder, is_held, lock_path, stage_lock
 from gmnas_cli.infra.logging import log
 from gmnas_cli.infra.seeding import derive_seed, generator, seed_everything
 from gmnas_cli.infra.tblog import check_logger
@@ -44,6 +47,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
     rt = Runtime(cfg)
     exp = rt.exp
+    set_stage(stage)
     refuse_discard_in_leaf_sweep(cfg, stage)
     missing = missing_predecessors(exp, list(requires))
     if missing and option(cfg.deps) == "never":
@@ -54,6 +58,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
         if stage not in _DATA_STAGES:  # its predecessors read the data set (the first lock writes a file)
             _ = Runtime(cfg).data  # loaded and dropped: the predecessors load their own
         bring_predecessors(cfg, exp, stage, missing)
+        set_stage(stage)
     for pred in requires:
         exp.require(pred, stage)
     redo = None
@@ -67,9 +72,31 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.check_identity(stage)
     resume = option(cfg.resume)
     preflight(rt, stage, discarding=bool(cfg.force) or resume == "never")
+    if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
+        raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+    with ExitStack() as held:  # one run of this stage at a time, from the discard to the record
+        for name, alone in stage_locks(cfg, stage):
+            held.enter_context(stage_lock(exp.root, name, alone, f"{stage} in {exp.root}"))
+        return _run_locked(rt, stage, body, resume, redo)
+
+
+def stage_locks(cfg: DictConfig, stage: str) -> list[tuple[str, bool]]:
+    """The locks a run holds, (name, exclusive): the stage's own; a leaf job of ``search`` shares
+    the stage with its sibling jobs and holds its leaf alone."""
+    if stage == "search" and cfg.leaf is not None:
+        return [("search", False), (f"search-leaf{int(cfg.leaf)}", True)]
+    return [(stage, True)]
+
+
+def _run_locked(rt: Runtime, stage: str, body: Callable[[Runtime], dict | None], resume: str,
+                redo: str | None) -> Runtime:
+    cfg, exp = rt.cfg, rt.exp
     if cfg.force or resume == "never":
-        if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
-            raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+        later = STAGE_ORDER[STAGE_ORDER.index(stage) + 1:] if stage in STAGE_ORDER else []
+        running = [s for s in later if is_held(exp.root, s)]
+        if running:  # the discard would delete the files a running later stage reads and writes
+            raise StageError(f"{stage}: force=true would delete the files of `gmnas {running[0]}`, which is "
+                             f"running in {exp.root} ({holder(lock_path(exp.root, running[0]))}); wait for it")
         with distributed.one_writer() as write:  # data parallel: rank 0 deletes
             if write:
                 exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
@@ -87,8 +114,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
-    with shared(exp.root, stage):  # held while running: `gmnas status` tells running from interrupted
-        info = body(rt) or {}
+    info = body(rt) or {}  # the stage lock tells `gmnas status` running from interrupted
     if info.get("incomplete"):
         return rt
     exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)

@@ -13,6 +13,7 @@ from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
 from gmnas_cli.criteria.gm.workers import resolve_workers, scored_edges
 from gmnas_cli.experiment.state import read_progress
 from gmnas_cli.infra.errors import ConfigError
+from gmnas_cli.infra.interrupt import loop
 from gmnas_cli.infra.io import write_json
 from gmnas_cli.infra.logging import log
 
@@ -55,11 +56,14 @@ class GradientMatching(Criterion):
                 write_json(ctx.progress_path, scores)
         todo = [e for e in edges if e not in scores]
         workers = resolve_workers(int(self.cfg.workers), ctx.trainer.device)
-        for edge, score in scored_edges(lambda e: self.score_edge(ctx, e), todo, workers):
-            scores[edge] = score
-            log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
-            if ctx.progress_path is not None:
-                write_json(ctx.progress_path, scores)
+        with loop(f"GM node {ctx.leaf.id} ({len(edges)} edges)", "edge") as cell:  # what an interruption reports
+            cell[2] = len(edges) - len(todo)
+            for edge, score in scored_edges(lambda e: self.score_edge(ctx, e), todo, workers):
+                cell[2] += 1
+                scores[edge] = score
+                log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
+                if ctx.progress_path is not None:
+                    write_json(ctx.progress_path, scores)
         best = min(edges, key=lambda e: (scores[e]["cut_cost"], edges.index(e)))
         groups = scores[best]["groups"]
         return SplitDecision(best, groups, {e: scores[e] for e in edges})
