@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.errors import GmnasError, StageError
 from gmnas_cli.infra.io import read_json
 
 
@@ -88,7 +88,7 @@ def check_arch(data: dict, path: Path, fix: str, parse_arch: Callable[[str], Any
     if parse_arch is not None:
         try:
             parse_arch(arch)
-        except (ValueError, StageError) as err:
+        except (ValueError, GmnasError) as err:
             raise _fail(path, f"arch does not parse ({err})", fix) from None
 
 
