@@ -165,6 +165,14 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
         tree = PartitionTree.load(rt.exp.tree_path)
         if stage == "search" and rt.cfg.leaf is not None:
             tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
+        leaves = [n.id for n in tree.leaves()]
+        if stage == "select":  # the state it reads, checked before a discard or a snapshot
+            for leaf in leaves:
+                path = rt.exp.search_dir(leaf) / "result.json"
+                if path.exists():
+                    read_result(path, leaves, rt.space.str_to_arch)
+        if stage == "retrain" and rt.exp.selection_path.exists():
+            read_selection(rt.exp.selection_path, leaves, rt.space.str_to_arch)
 
 
 def check_steps(rt: Runtime, stage: str) -> None:
