@@ -12,6 +12,7 @@ from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import read_json, write_json
 from tests import _reliability
 from tests._reliability import copy_experiment, error_lines, hash_files, run_inproc
+from tests.conftest import DARTS_V2
 
 small_ref = _reliability.small_ref
 
@@ -93,3 +94,13 @@ def test_epochs_of_zero_steps_are_refused_before_anything_is_written(tmp_path):
         code, err = run_inproc(stage, "experiment=smoke", "dataset.limit=40", f"out_dir={tmp_path}")
         assert code == 2 and "zero optimisation steps" in err, err
     assert hash_files(tmp_path) == {}
+
+
+@pytest.mark.parametrize("space, arch, token", [
+    ("nb201", "|nor_conv_3x3~²|+|none~0|none~1|+|none~0|none~1|none~2|", "'nor_conv_3x3~²'"),
+    ("darts", DARTS_V2.replace("normal_concat=range(2, 6)", "normal_concat=5"), "normal_concat must be [2, 3, 4, 5], got 5"),
+])
+def test_malformed_architectures_name_the_offending_token(space, arch, token):
+    code, err = run_inproc("arch", f"space={space}", f"arch={arch}")
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1 and token in lines[0], err
