@@ -326,10 +326,9 @@ class BenchmarkConfig:
 @dataclass
 class ReportConfig:
     table: str = "auto"  # auto: the experiments' space's paper table (darts: Table 4, mobilenet and ofa_mbv3: Table 5, else nb201)
-    # Defaults follow out_dir (docs/selection-and-reports.md), whatever the working directory;
-    # a path given explicitly is taken as typed.
-    experiments: list[str] = bounded(default_factory=lambda: ["${out_dir}/*"], min_len=1)
-    out: str = "${out_dir}/report"
+    # Defaults follow out_dir, whatever the working directory; a path given explicitly is taken as typed.
+    experiments: list[str] = field(default_factory=list)  # globs of experiment folders; []: <out_dir>/*
+    out: str = ""  # tables and plots; "": <out_dir>/report
     formats: list[str] = bounded(default_factory=lambda: ["csv", "md", "tex"], choices=["csv", "md", "tex"])
     plots: bool = True
 

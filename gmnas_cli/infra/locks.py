@@ -70,7 +70,8 @@ def stage_lock(root: Path, name: str, exclusive: bool = True, what: str = "") ->
         yield
         return
     path = lock_path(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Path(root).mkdir(parents=True, exist_ok=True)  # first: an error names the experiment folder
+    path.parent.mkdir(exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
