@@ -23,6 +23,7 @@ from tests._reliability import (
     copy_experiment,
     error_lines,
     hash_files,
+    run_forked,
     run_inproc,
 )
 from tests.conftest import REPO
@@ -215,3 +216,27 @@ def test_any_damaged_file_gives_one_line_or_an_exact_resume(tmp_path_factory, fi
     after = hash_files(exp)
     changed = [k for k, v in before.items() if after.get(k) != v and not k.startswith(("status/", "config/"))]
     assert not changed, (rel, kind, changed)
+
+
+@pytest.fixture(scope="module")
+def mid_split(tmp_path_factory, small_ref) -> tuple[Path, list[str]]:
+    """A copy of the finished experiment with its split redone and SIGKILLed mid GM scoring."""
+    out = tmp_path_factory.mktemp("mid_split")
+    exp = copy_experiment(small_ref, out)
+    run_forked("split", *SMALL, f"out_dir={out}", "force=true", kill="write:gm_progress_0.json:3")
+    return exp, _files(exp)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damaged_file_of_an_interrupted_split_gives_one_line_or_a_resume(tmp_path_factory, mid_split, data):
+    ref, files = mid_split
+    rel = data.draw(st.sampled_from(files), label="file")
+    kind = data.draw(st.sampled_from(["truncate", "bitflip", "garble", "binary"]), label="damage")
+    out = tmp_path_factory.mktemp("damaged_split")
+    exp = copy_experiment(ref, out)
+    _damage(exp / rel, kind, data.draw(st.floats(0, 1), label="at"))
+    for cmd, args in (("split", [*SMALL, f"out_dir={out}"]), ("status", [f"out_dir={out}"])):
+        code, err = run_inproc(cmd, *args)  # an exception other than SystemExit fails the test here
+        if code:
+            assert code == 2 and len(error_lines(err)) == 1, err
