@@ -140,7 +140,12 @@ def hash_files(root: Path) -> dict[str, str]:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and not _is_lock(p.relative_to(root))}
+
+
+def _is_lock(rel: Path) -> bool:
+    """Lock files (``locks/``) name their last holder's pid: bookkeeping, not an artefact."""
+    return bool(rel.parts) and rel.parts[0] == "locks"
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -184,15 +189,17 @@ def read_curve(path: Path) -> list[dict[str, str]]:
 def compare_experiments(a: Path, b: Path, only: list[str] | None = None) -> list[str]:
     """Assert two experiment directories hold the same artefacts; returns the files compared.
 
-    ``.prev`` checkpoints are skipped (an interrupted run may hold more of them); every other file
+    ``.prev`` checkpoints and lock files are skipped (an interrupted run may hold more of them); every other file
     must exist in both and be equal: JSON exactly but for wall-clock keys, curves exactly but for
     the ``seconds`` column, checkpoints tensor by tensor, config snapshots but for ``out_dir``.
     ``only``: compare just these relative paths.
     """
     a, b = Path(a), Path(b)
     assert not temp_files(a) and not temp_files(b), (temp_files(a), temp_files(b))
-    fa = {str(p.relative_to(a)) for p in a.rglob("*") if p.is_file() and not p.name.endswith(".prev")}
-    fb = {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file() and not p.name.endswith(".prev")}
+    fa = {str(p.relative_to(a)) for p in a.rglob("*")
+          if p.is_file() and not p.name.endswith(".prev") and not _is_lock(p.relative_to(a))}
+    fb = {str(p.relative_to(b)) for p in b.rglob("*")
+          if p.is_file() and not p.name.endswith(".prev") and not _is_lock(p.relative_to(b))}
     if only is not None:
         fa, fb = fa & set(only), fb & set(only)
         assert fa == set(only), f"missing in {a}: {sorted(set(only) - fa)}"

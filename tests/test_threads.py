@@ -23,6 +23,17 @@ def test_apply_threads_sets_torch(monkeypatch):
     monkeypatch.setattr(threads, "usable_cpus", lambda: 1)
     try:
         assert threads.apply_threads(0) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
         assert threads.apply_threads(2) == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_more_threads_than_cpus_are_capped_with_a_warning(monkeypatch, caplog):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    try:
+        assert threads.apply_threads(1000) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert "threads=1000 exceeds the 2 CPU(s) this process may use; using threads=2" in caplog.text

@@ -47,10 +47,15 @@ class NB201Table(Benchmark):
             if col not in df.columns:
                 raise StageError(f"nb201: column {col!r} not in {self.path}; available: {available}")
         archs = df[arch_column].astype(str).map(normalize_arch)
+        dup = archs[archs.duplicated(keep="first")]
+        if len(dup):
+            row = int(dup.index[0])
+            first = int(archs[archs == dup.iloc[0]].index[0])
+            raise StageError(f"nb201: {self.path} line {row + 2}: architecture {dup.iloc[0]!r} (column "
+                             f"{arch_column!r}) repeats line {first + 2}; keep one row per architecture")
         self._metrics = list(columns)
-        self._values = pd.DataFrame({m: pd.to_numeric(df[c], errors="coerce") for m, c in columns.items()})
+        self._values = pd.DataFrame({m: checked_column(df[c], m, c, self.path) for m, c in columns.items()})
         self._values.index = archs
-        self._values = self._values[~self._values.index.duplicated(keep="first")]
 
     @property
     def metrics(self) -> list[str]:
@@ -65,11 +70,13 @@ class NB201Table(Benchmark):
             raise StageError(f"nb201: architecture {key!r} is not in {self.path} ({len(self)} architectures); "
                              f"expected a string like {_EXAMPLE}")
         row = self._values.loc[key]
-        return {m: float(row[m]) for m in self._metrics}
+        return {m: None if pd.isna(row[m]) else float(row[m]) for m in self._metrics}  # None: no figure
 
     def best(self, metric: str) -> tuple[str, float]:
         self._check_metric(metric)
-        col = self._values[metric]
+        col = self._values[metric].dropna()
+        if col.empty:
+            raise StageError(f"nb201: {self.path} has no figure for {metric!r}")
         arch = str(col.idxmax())
         return arch, float(col[arch])
 
@@ -78,6 +85,31 @@ class NB201Table(Benchmark):
         self._check_metric(metric)
         col = self._values[metric].dropna().sort_values(ascending=False, kind="stable")
         return [(str(a), float(v)) for a, v in col.items()]
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a figure may take: accuracies in %, sizes and losses non-negative."""
+    if metric.endswith(("_valid", "_test", "_acc")) or "acc" in metric:
+        return 0.0, 100.0
+    if metric.startswith(("params", "flops", "macs", "latency")) or "loss" in metric:
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
+def checked_column(raw: pd.Series, metric: str, column: str, path: Path) -> pd.Series:
+    """``raw`` as finite numbers in ``metric``'s range; an empty cell (or a marker pandas reads as
+    missing: ``NA``, ``nan``, ``null``) is "no figure" (never selected by ``max``); any other cell that
+    is not such a number is refused with its line."""
+    values = pd.to_numeric(raw, errors="coerce")
+    lo, hi = metric_range(metric)
+    empty = raw.isna() | raw.astype(str).str.strip().eq("")
+    bad = (~empty & (values.isna() | ~values.between(lo, hi) | values.abs().eq(float("inf"))))
+    if bool(bad.any()):
+        row = int(bad[bad].index[0])
+        want = f"a finite number in [{lo:g}, {hi:g}]" if lo > float("-inf") else "a finite number"
+        raise StageError(f"nb201: {path} line {row + 2}, column {column!r}: {str(raw[row])!r} is not {want} "
+                         f"({metric}); fix the table or leave the cell empty (no figure)")
+    return values.where(~empty)
 
 
 # Official API: metric -> (dataset, key of get_more_info). The "cifar10-valid" entry trains on the train half.

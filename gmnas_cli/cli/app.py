@@ -98,6 +98,8 @@ def run_command(command: str, args: list[str]) -> None:
 
     from gmnas_cli.config import register_configs
     from gmnas_cli.infra.errors import GmnasError
+    from gmnas_cli.infra.interrupt import Terminated, where
+    from gmnas_cli.infra.interrupt import handled as signals_handled
 
     register_configs()
     module = importlib.import_module(COMMANDS[command][0])
@@ -120,10 +122,15 @@ def run_command(command: str, args: list[str]) -> None:
 
             apply_threads(int(cfg.threads))  # 0: the CPUs this process may use (infra/threads.py)
             join_ranks(cfg, command)
-            module.main(cfg)
+            with signals_handled():
+                module.main(cfg)
         except GmnasError as err:
             print(f"gmnas {command}: error: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
+        except (KeyboardInterrupt, Terminated) as err:  # every write is atomic: rerunning resumes
+            print(f"gmnas {command}: interrupted during {where(command)}; rerun the same command to resume",
+                  file=sys.stderr)
+            sys.exit(143 if isinstance(err, Terminated) else 130)
         except OSError as err:  # disk full, permission denied: one line, nothing half-written
             print(f"gmnas {command}: error: {err.strerror or err} ({err.filename or ''})", file=sys.stderr)
             sys.exit(4)

@@ -337,8 +337,9 @@ class BenchmarkConfig:
 @dataclass
 class ReportConfig:
     table: str = "auto"  # auto: the experiments' space's paper table (darts: Table 4, mobilenet and ofa_mbv3: Table 5, else nb201)
-    experiments: list[str] = bounded(default_factory=lambda: ["outputs/*"], min_len=1)
-    out: str = "outputs/report"
+    # Defaults follow out_dir, whatever the working directory; a path given explicitly is taken as typed.
+    experiments: list[str] = field(default_factory=list)  # globs of experiment folders; []: <out_dir>/*
+    out: str = ""  # tables and plots; "": <out_dir>/report
     formats: list[str] = bounded(default_factory=lambda: ["csv", "md", "tex"], choices=["csv", "md", "tex"])
     plots: bool = True
 

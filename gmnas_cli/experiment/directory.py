@@ -25,9 +25,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from gmnas_cli.config.schema import NAME, NAME_HINT
+from gmnas_cli.experiment.state import read_snapshot, read_status
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError, StageError
-from gmnas_cli.infra.io import atomic_write_text, read_json, write_json
+from gmnas_cli.infra.io import atomic_write_text, write_json
 from gmnas_cli.infra.registry import Registry
 
 # Keys that do not change what an experiment computes (excluded from its identity).
@@ -137,7 +138,12 @@ class Experiment:
 
     # -- stage bookkeeping ------------------------------------------------------------------
     def is_done(self, stage: str) -> bool:
-        return distributed.agree(self.status_path(stage).exists())  # data parallel: rank 0's view
+        """A completion record exists (and holds one: a damaged record is a one-line error)."""
+        path = self.status_path(stage)
+        done = path.exists()
+        if done:
+            read_status(path, stage)
+        return distributed.agree(done)  # data parallel: rank 0's view
 
     def stage_ran(self, stage: str) -> bool:
         """``stage`` completed, or started its work and left artefacts (its config then binds)."""
@@ -166,10 +172,7 @@ class Experiment:
         order = [stage, *STAGE_ORDER]  # name this stage's own change first
         for snap in sorted(snaps, key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem)):
             other_stage = snap.stem
-            theirs = read_json(snap)
-            if not isinstance(theirs, dict):
-                raise StageError(f"{snap}: expected a JSON object (a config snapshot); remove it or use force=true")
-            theirs = comparable(theirs)
+            theirs = comparable(read_snapshot(snap))
             keys = set(mine) & set(theirs)
             if other_stage not in _STAGE_SECTIONS:
                 keys -= {"select", "retrain", "benchmark"}

@@ -40,6 +40,21 @@ class Node:
         return out
 
 
+# The recovering command of a damaged tree: the split rebuilt from the warmup checkpoint.
+_REBUILD = "`gmnas split force=true` rebuilds the split from the warmup checkpoint"
+
+
+def _check_node_types(n: Node, path: Path) -> None:
+    """The JSON types of one node (its consistency is ``PartitionTree.validate``'s)."""
+    ok_mask = isinstance(n.mask, dict) and all(
+        isinstance(e, str) and isinstance(ops, list) and all(isinstance(o, str) for o in ops) for e, ops in n.mask.items())
+    if not ok_mask:
+        raise StageError(f"{path}: node {n.id} has a malformed mask (expected edge -> list of ops); {_REBUILD}")
+    if n.split is not None and not (isinstance(n.split, dict) and isinstance(n.split.get("children"), list)
+                                    and all(isinstance(c, int) and not isinstance(c, bool) for c in n.split["children"])):
+        raise StageError(f"{path}: node {n.id} has a malformed split record; {_REBUILD}")
+
+
 @dataclass
 class PartitionTree:
     """Nodes in creation order; node 0 is the root (the One-Shot supernet)."""
@@ -102,16 +117,24 @@ class PartitionTree:
         path = Path(path)
         if not path.exists():
             raise StageError(f"{path} is missing; run `gmnas warmup` first")
-        data = read_json(path)
+        try:
+            data = read_json(path)
+        except StageError as err:
+            raise StageError(f"{err}; {_REBUILD}") from None
         try:
             nodes = [Node(id=int(d["id"]), parent=d["parent"], depth=int(d["depth"]), mask=d["mask"],
                           created_epoch=int(d.get("created_epoch", 0)), split=d.get("split"))
                      for d in data["nodes"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise StageError(f"{path}: malformed partition tree ({exc!r})") from None
+            raise StageError(f"{path}: malformed partition tree ({exc!r}); {_REBUILD}") from None
+        for n in nodes:
+            _check_node_types(n, path)
         meta = {k: v for k, v in data.items() if k not in ("nodes",)}
         tree = cls(nodes=nodes, meta=meta)
-        tree.validate(path)
+        try:
+            tree.validate(path)
+        except StageError as err:
+            raise StageError(f"{err}; {_REBUILD}") from None
         return tree
 
     def validate(self, where: str | Path = "tree.json") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -98,15 +99,38 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def strict_json(obj: Any, where: str = "", **kwargs: Any) -> str:
+    """``obj`` as strict JSON (RFC 8259: no NaN or Infinity); a non-finite number is a one-line
+    StageError naming ``where`` and the key that holds it, never a file other tools cannot parse."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        key = _non_finite_key(obj) or "?"
+        raise StageError(f"{where or 'JSON output'}: refusing to write a non-finite number at {key} "
+                         "(a result that means nothing)") from None
+
+
+def _non_finite_key(obj: Any, at: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return at or "the top level"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        found = _non_finite_key(v, f"{at}.{k}" if at else str(k))
+        if found:
+            return found
+    return None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """The one JSON writer of the project: strict (``strict_json``), atomic."""
+    atomic_write_text(path, strict_json(obj, str(path), indent=2, sort_keys=False) + "\n")
 
 
 def read_json(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> Any:
     """Parse a JSON file; with ``keys``, it must be an object holding them (else a one-line StageError)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f"{exc.msg}: line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc.reason
         raise StageError(f"{path}: not valid JSON ({where})") from None
@@ -118,6 +142,10 @@ def read_json(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> Any:
     return data
 
 
+def _refuse_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not valid JSON (a non-finite number)", name, 0)
+
+
 def prev_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".prev")
@@ -126,6 +154,11 @@ def prev_path(path: str | os.PathLike) -> Path:
 def checkpoint_exists(path: str | os.PathLike) -> bool:
     """``path`` or its ``.prev`` exists: there is something to resume from."""
     return Path(path).exists() or prev_path(path).exists()
+
+
+def checkpoint_ok(path: str | os.PathLike) -> bool:
+    """``path`` or its ``.prev`` passes its checksum: ``load_checkpoint`` will succeed."""
+    return _is_valid(Path(path)) or _is_valid(prev_path(path))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gmnas_cli.infra.interrupt import loop
+
 T = TypeVar("T")
 
 console = Console(stderr=True)
@@ -30,10 +32,22 @@ def set_quiet(quiet: bool) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[callable]:
-    """Yield ``advance()``; draws a rich bar only on an interactive terminal."""
+def progress_bar(description: str, total: int, unit: str = "step") -> Iterator[callable]:
+    """Yield ``advance()``; draws a rich bar only on an interactive terminal. The loop and its
+    count of ``unit`` are what an interrupted command reports (``infra/interrupt.py``)."""
+    with loop(description, unit) as cell:
+        with _bar(description, total) as draw:
+            def advance(n: int = 1, info: str = "") -> None:
+                cell[2] += n
+                draw(n, info)
+
+            yield advance
+
+
+@contextmanager
+def _bar(description: str, total: int) -> Iterator[callable]:
     if _QUIET["value"] or not console.is_terminal:
-        yield lambda n=1: None
+        yield lambda n=1, info="": None
         return
     with Progress(
         TextColumn("{task.description}"),

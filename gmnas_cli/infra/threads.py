@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from gmnas_cli.infra.logging import log
+
 _DEFAULT = torch.get_num_threads()  # torch's own choice, before anything sets it
 
 
@@ -48,7 +50,13 @@ def usable_cpus() -> int:
 
 
 def apply_threads(threads: int) -> int:
-    """Set torch's intra-op threads from the ``threads`` key; returns the count used."""
-    n = int(threads) if int(threads) > 0 else usable_cpus()
+    """Set torch's intra-op threads from the ``threads`` key; returns the count used. More threads
+    than usable CPUs are capped with a warning: oversubscribed threads slow a CPU epoch many-fold
+    (threads=1000 on 2 cores: about 370x), and a config moved to a smaller machine still runs."""
+    usable = usable_cpus()
+    n = int(threads) if int(threads) > 0 else usable
+    if n > usable:
+        log.warning(f"threads={n} exceeds the {usable} CPU(s) this process may use; using threads={usable}")
+        n = usable
     torch.set_num_threads(n)
     return n

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -16,11 +17,14 @@ from omegaconf import DictConfig
 from gmnas_cli.algorithms import ALGORITHMS, Algorithm, build_algorithm
 from gmnas_cli.benchmarks import benchmark_enabled
 from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.directory import STAGE_ORDER
+from gmnas_cli.experiment.state import read_result, read_retrain_result, read_selection
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError, StageError
-from gmnas_cli.infra.io import remove_stale_temps
-from gmnas_cli.infra.locks import shared
+from gmnas_cli.infra.interrupt import set_stage
+from gmnas_cli.infra.io import checkpoint_ok, prev_path, remove_stale_temps
+from gmnas_cli.infra.locks import holder, is_held, lock_path, stage_lock
 from gmnas_cli.infra.logging import log
 from gmnas_cli.infra.seeding import generator, seed_everything, seeded_init
 from gmnas_cli.infra.tblog import check_logger
@@ -44,6 +48,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     """Check predecessors and config, skip a completed stage, snapshot config, run, record."""
     rt = Runtime(cfg)
     exp = rt.exp
+    set_stage(stage)
     refuse_discard_in_leaf_sweep(cfg, stage)
     missing = missing_predecessors(exp, list(requires))
     if missing and option(cfg.deps) == "never":
@@ -54,23 +59,55 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
         if stage not in _DATA_STAGES:  # its predecessors read the data set (the first lock writes a file)
             _ = Runtime(cfg).data  # loaded and dropped: the predecessors load their own
         bring_predecessors(cfg, exp, stage, missing)
+        set_stage(stage)
     for pred in requires:
         exp.require(pred, stage)
-    if exp.is_done(stage) and not cfg.force:
+    redo = None
+    if not cfg.force and exp.is_done(stage):
         exp.check_identity(stage)
-        log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
-        return rt
+        redo = damaged_own_state(rt, stage)
+        if redo is None:
+            log.info(f"{stage}: already complete in {exp.root}; nothing to do (force=true redoes it)")
+            return rt
+        log.warning(f"{stage}: {redo}; redoing the stage (what is intact is reused)")
     exp.check_identity(stage)
     resume = option(cfg.resume)
     preflight(rt, stage, discarding=bool(cfg.force) or resume == "never")
+    if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
+        raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+    with ExitStack() as held:  # one run of this stage at a time, from the discard to the record
+        for name, alone in stage_locks(cfg, stage):
+            held.enter_context(stage_lock(exp.root, name, alone, f"{stage} in {exp.root}"))
+        return _run_locked(rt, stage, body, resume, redo)
+
+
+def stage_locks(cfg: DictConfig, stage: str) -> list[tuple[str, bool]]:
+    """The locks a run holds, (name, exclusive): the stage's own; a leaf job of ``search`` shares
+    the stage with its sibling jobs and holds its leaf alone."""
+    if stage == "search" and cfg.leaf is not None:
+        return [("search", False), (f"search-leaf{int(cfg.leaf)}", True)]
+    return [(stage, True)]
+
+
+def _run_locked(rt: Runtime, stage: str, body: Callable[[Runtime], dict | None], resume: str,
+                redo: str | None) -> Runtime:
+    cfg, exp = rt.cfg, rt.exp
     if cfg.force or resume == "never":
-        if resume == "never" and not cfg.force and _has_artefacts(exp.root, stage):
-            raise StageError(f"{stage}: resume=never would discard checkpoints in {exp.root}; add force=true")
+        later = STAGE_ORDER[STAGE_ORDER.index(stage) + 1:] if stage in STAGE_ORDER else []
+        running = [s for s in later if is_held(exp.root, s)]
+        if running:  # the discard would delete the files a running later stage reads and writes
+            raise StageError(f"{stage}: force=true would delete the files of `gmnas {running[0]}`, which is "
+                             f"running in {exp.root} ({holder(lock_path(exp.root, running[0]))}); wait for it")
         with distributed.one_writer() as write:  # data parallel: rank 0 deletes
             if write:
                 exp.clear(stage)  # first: a kill during the discard must not leave the stage marked complete
-                discard(exp.root, stage)
+                discard(exp.root, stage, lambda: root_tree(rt))
     with distributed.one_writer() as write:
+        if write and redo is not None:
+            exp.clear(stage)  # later stages follow the redone one (the same seeds: the same results)
+            for p in damaged_checkpoints(rt, stage):
+                for f in (p, prev_path(p)):
+                    f.unlink(missing_ok=True)
         if write:
             exp.root.mkdir(parents=True, exist_ok=True)
             for p in remove_stale_temps(cleanup_root(rt, stage)):
@@ -78,8 +115,7 @@ def run_stage(cfg: DictConfig, stage: str, body: Callable[[Runtime], dict | None
     exp.snapshot_config(stage)
     seed_everything(int(cfg.seed))
     start = time.time()
-    with shared(exp.root, stage):  # held while running: `gmnas status` tells running from interrupted
-        info = body(rt) or {}
+    info = body(rt) or {}  # the stage lock tells `gmnas status` running from interrupted
     if info.get("incomplete"):
         return rt
     exp.mark_done(stage, seconds=round(time.time() - start, 3), **info)
@@ -122,13 +158,38 @@ def preflight(rt: Runtime, stage: str, discarding: bool = False) -> None:
     check_logger(str(rt.cfg.logger))
     if stage in _DATA_STAGES:
         _ = rt.data
+        check_steps(rt, stage)
     bench = rt.cfg.benchmark
     if stage in ("select", "retrain") and benchmark_enabled(bench) and bench.path and not Path(bench.path).exists():
         raise StageError(f"{stage}: benchmark.path={bench.path} does not exist (benchmark={bench.name})")
-    if rt.exp.tree_path.exists() and not (discarding and stage == "warmup"):
+    if rt.exp.tree_path.exists() and not (discarding and stage in ("warmup", "split")):  # both rebuild it
         tree = PartitionTree.load(rt.exp.tree_path)
         if stage == "search" and rt.cfg.leaf is not None:
             tree.leaf(int(rt.cfg.leaf))  # a leaf index out of range fails here
+        leaves = [n.id for n in tree.leaves()]
+        if stage == "select":  # the state it reads, checked before a discard or a snapshot
+            for leaf in leaves:
+                path = rt.exp.search_dir(leaf) / "result.json"
+                if path.exists():
+                    read_result(path, leaves, rt.space.str_to_arch)
+        if stage == "retrain" and rt.exp.selection_path.exists():
+            read_selection(rt.exp.selection_path, leaves, rt.space.str_to_arch)
+
+
+def check_steps(rt: Runtime, stage: str) -> None:
+    """Refuse a stage whose epochs would take no optimisation step: the trainer drops the last
+    partial batch (``SupernetTrainer.fit``), so a half smaller than ``train.batch_size`` trains nothing.
+    warmup trains weights only; split and search also step alpha on the architecture half."""
+    bs = int(rt.cfg.train.batch_size)
+    w_half, a_half = rt.halves
+    halves = [("weights", w_half)] + ([("architecture", a_half)] if stage != "warmup" else [])
+    for what, half in halves:
+        if len(half) < bs:
+            n = len(rt.data.train_y)
+            raise ConfigError(
+                f"{stage}: the {what} half holds {len(half)} images (of {n} training images), fewer than "
+                f"train.batch_size={bs}: every epoch would take zero optimisation steps; use a smaller "
+                f"train.batch_size (<= {len(half)}) or more images (dataset.limit >= {2 * bs})")
 
 
 def _has_artefacts(root: Path, stage: str) -> bool:
@@ -138,8 +199,51 @@ def _has_artefacts(root: Path, stage: str) -> bool:
     return any((root / rel).exists() for rel in STAGE_ARTEFACTS.get(stage, []))
 
 
-def discard(root: Path, stage: str) -> None:
-    """Remove a stage's artefacts (and its successors') before a forced rerun."""
+def root_tree(rt: Runtime) -> PartitionTree:
+    """The tree of a fresh warmup: the root alone, with this config's space."""
+    cfg, space = rt.cfg, rt.space
+    return PartitionTree.with_root(space.full_mask(), space=cfg.space.name, ops=list(space.ops),
+                                   edges=list(space.edges), shared_ops=list(cfg.space.unsplittable_ops))
+
+
+def damaged_checkpoints(rt: Runtime, stage: str) -> list[Path]:
+    """Checkpoints of a completed stage that no longer load (neither the file nor its ``.prev``)."""
+    if stage == "warmup":
+        ckpt = rt.exp.node_dir(0) / "ckpt.pt"
+        return [] if checkpoint_ok(ckpt) else [ckpt]
+    return []
+
+
+def damaged_own_state(rt: Runtime, stage: str) -> str | None:
+    """Why a stage marked complete must run again (its own checkpoint is corrupted, its tree is
+    gone), else None; a damaged file that a rerun cannot repair is a one-line ``StageError``."""
+    exp = rt.exp
+    bad = damaged_checkpoints(rt, stage)
+    if bad:
+        return f"{bad[0]} is corrupted or missing, and so is {prev_path(bad[0]).name}"
+    if stage == "warmup" and not exp.tree_path.exists():
+        return f"{exp.tree_path} is missing"
+    if stage in ("split", "search", "select"):
+        tree = PartitionTree.load(exp.tree_path)
+        leaves = [n.id for n in tree.leaves()]
+        for leaf in leaves if stage == "split" and len(tree.nodes) > 1 else []:
+            ckpt = exp.node_dir(leaf) / "ckpt.pt"
+            if not checkpoint_ok(ckpt):
+                raise StageError(f"{ckpt} is corrupted or missing (and so is its .prev); "
+                                 "`gmnas split force=true` redoes the split from the warmup checkpoint")
+        if stage == "search":
+            for leaf in leaves:
+                read_result(exp.search_dir(leaf) / "result.json", leaves, rt.space.str_to_arch)
+        if stage == "select":
+            read_selection(exp.selection_path, leaves, rt.space.str_to_arch)
+    if stage == "retrain":
+        read_retrain_result(exp.retrain_dir / "result.json")
+    return None
+
+
+def discard(root: Path, stage: str, fresh_tree: Callable[[], PartitionTree] | None = None) -> None:
+    """Remove a stage's artefacts (and its successors') before a forced rerun; a forced split
+    rebuilds a tree.json that does not load from ``fresh_tree`` (the root the warmup trained)."""
     for rel in STAGE_ARTEFACTS.get(stage, []):
         p = root / rel
         if p.is_dir():
@@ -150,10 +254,16 @@ def discard(root: Path, stage: str) -> None:
         # GM progress, then the tree back to its root, then the children: any prefix resumes cleanly.
         for f in root.glob("nodes/0/gm_progress*.json"):
             f.unlink()
-        if (root / "tree.json").exists():
+        try:
             tree = PartitionTree.load(root / "tree.json")
             tree.nodes[0].split = None
-            PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta).save(root / "tree.json")
+            tree = PartitionTree(nodes=[tree.nodes[0]], meta=tree.meta)
+        except StageError:  # damaged or missing: the warmup's root, from the config
+            if fresh_tree is None:
+                raise
+            tree = fresh_tree()
+            log.warning(f"split: {root / 'tree.json'} does not load; rebuilt from the warmup's root")
+        tree.save(root / "tree.json")
         for d in (root / "nodes").iterdir():
             if d.name != "0":
                 shutil.rmtree(d)

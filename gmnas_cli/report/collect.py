@@ -12,6 +12,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from gmnas_cli.config.derived import criterion_splits
+from gmnas_cli.experiment.state import read_result, read_snapshot, read_status
+from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import read_json
 
@@ -64,7 +66,7 @@ def read_config(root: Path) -> dict[str, Any]:
     for stage in order:
         path = files[stage]
         if path.suffix == ".json":
-            data = read_json(path)
+            data = read_snapshot(path)
         else:
             try:
                 data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -92,13 +94,13 @@ def load_experiment(root: str | Path) -> ExperimentRecord:
     """Read one experiment directory (it must hold ``config/`` snapshots)."""
     root = Path(root)
     rec = ExperimentRecord(name=root.name, root=root, config=read_config(root))
-    rec.tree = _optional_json(root / "tree.json")
+    rec.tree = PartitionTree.load(root / "tree.json").to_json() if (root / "tree.json").is_file() else None
     search = root / "search"
     for leaf_dir in sorted(search.iterdir() if search.is_dir() else [], key=lambda p: p.name):
         if not leaf_dir.is_dir() or not leaf_dir.name.isdigit():
             continue
         leaf = int(leaf_dir.name)
-        result = _optional_json(leaf_dir / "result.json")
+        result = read_result(leaf_dir / "result.json") if (leaf_dir / "result.json").is_file() else None
         if result is not None:
             rec.leaves[leaf] = result
         if (leaf_dir / "curve.csv").is_file():
@@ -110,7 +112,7 @@ def load_experiment(root: str | Path) -> ExperimentRecord:
     rec.ranking = _optional_json(root / "ranking.json")
     status = root / "status"
     for p in sorted(status.glob("*.json")) if status.is_dir() else []:
-        rec.status[p.stem] = read_json(p)
+        rec.status[p.stem] = read_status(p, p.stem)
     return rec
 
 

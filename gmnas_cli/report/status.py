@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gmnas_cli.experiment.directory import STAGE_ORDER
+from gmnas_cli.experiment.state import DamagedState
 from gmnas_cli.infra.locks import is_held
 from gmnas_cli.report.collect import ExperimentRecord, leaf_count, load_experiment
 
@@ -100,9 +101,22 @@ def result_figures(rec: ExperimentRecord) -> dict[str, Any]:
     return {"test_error": r.get("test_error"), "benchmark": bench or None}
 
 
+def damaged_status(root: str | Path, why: str) -> dict[str, Any]:
+    """The overview row of an experiment whose state files do not read (``why``: the one line)."""
+    root = Path(root)
+    return {"name": root.name, "root": str(root), "damaged": why,
+            "stages": {s: {"state": "damaged", "detail": "", "seconds": None} for s in STAGE_ORDER},
+            "leaves": None, "leaf_results": [], "selected_leaf": None, "selected_arch": None,
+            "test_error": None, "benchmark": None, "seconds": None}
+
+
 def experiment_status(root: str | Path) -> dict[str, Any]:
-    """Everything ``gmnas status`` shows about one experiment, as plain JSON-able values."""
+    """Everything ``gmnas status`` shows about one experiment, as plain JSON-able values; a damaged
+    state file is a one-line StageError naming it."""
     rec = load_experiment(root)
+    if rec.tree is None and any(s in rec.status for s in ("split", "search", "select")):
+        raise DamagedState(f"{rec.root / 'tree.json'}: missing although the split is complete; "
+                           "`gmnas split force=true` rebuilds the split from the warmup checkpoint")
     stages = {s: stage_state(rec, s) for s in STAGE_ORDER}
     seconds = [v["seconds"] for v in stages.values() if isinstance(v["seconds"], (int, float))]
     if stages["search"]["seconds"] is None:  # parallel leaf jobs: the leaves' own wall times

@@ -250,7 +250,7 @@ class NB201Space(SearchSpace):
                 if op not in NB201_OPS:
                     raise ValueError(f"not a NAS-Bench-201 string: unknown op {op!r} in token {item!r} (node {i}); "
                                      f"valid: {', '.join(NB201_OPS)}")
-                if not tilde or not j.isdigit() or int(j) >= i:
+                if not tilde or not (j.isascii() and j.isdigit()) or int(j) >= i:  # "²".isdigit() is True
                     raise ValueError(f"not a NAS-Bench-201 string: token {item!r} (node {i}) needs an input "
                                      f"~0..~{i - 1}")
                 if f"{i}<-{int(j)}" in arch:

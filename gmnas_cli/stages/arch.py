@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> None:
     table.add_row("MACs", f"{fig.macs_m:.1f}M at input {shape} ({source})")
     figures = bench.query(space.arch_to_str(arch)) if bench is not None else {}
     for k, v in figures.items():
-        table.add_row(f"{cfg.benchmark.name}: {k}", f"{float(v):.2f}")
+        table.add_row(f"{cfg.benchmark.name}: {k}", "no figure" if v is None else f"{float(v):.2f}")
     Console().print(table)
     print(f"params_m={fig.params_m:.6f} macs_m={fig.macs_m:.3f}"
-          + "".join(f" {k}={float(v):.4f}" for k, v in figures.items()))
+          + "".join(f" {k}={'none' if v is None else f'{float(v):.4f}'}" for k, v in figures.items()))

@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"report.table={name!r} is unknown; valid: auto, {', '.join(TABLES)}")
     formats = [str(f) for f in rep.formats]
     check_formats(formats)
-    patterns = [str(p) for p in rep.experiments]
+    patterns = [str(p) for p in rep.experiments] or [str(Path(str(cfg.out_dir)) / "*")]
     records = collect(patterns)
     if not records:
         raise StageError(f"report: no experiment directory (with config/ snapshots) matches "
@@ -48,7 +48,7 @@ def main(cfg: DictConfig) -> None:
         name = table_for(records)
     table = TABLES[name](records, ctx)
     print_table(table)
-    out = Path(str(rep.out))
+    out = Path(str(rep.out)) if str(rep.out) else Path(str(cfg.out_dir)) / "report"
     written = write_table(table, out, formats)
     if rep.plots:
         written += write_plots(records, ctx, out / "plots")

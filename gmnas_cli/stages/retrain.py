@@ -18,8 +18,10 @@ from omegaconf import DictConfig
 
 from gmnas_cli.benchmarks import benchmark_enabled, load_benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric, matching_test_figure
+from gmnas_cli.experiment.state import read_retrain_result, read_selection
+from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.errors import ConfigError, StageError
-from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.io import write_json
 from gmnas_cli.infra.logging import log
 from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.stage import run_stage
@@ -37,7 +39,7 @@ def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
         raise ConfigError(f"retrain: benchmark={cfg.benchmark.name} covers space={', '.join(bench.spaces)}, "
                           f"not space={cfg.space.name}")
 
-    values = {k: float(v) for k, v in bench.query(arch_str).items()}
+    values = {k: None if v is None else float(v) for k, v in bench.query(arch_str).items()}  # None: no figure
     metric = str(cfg.benchmark.metric or "")
     if metric and metric not in values:
         raise StageError(f"retrain: benchmark.metric={metric!r} is not among the benchmark's metrics "
@@ -59,9 +61,10 @@ def retrain(rt: Runtime) -> dict:
     out = exp.retrain_dir
     result_path = out / "result.json"
     if result_path.exists():  # finished before an interruption of the bookkeeping
-        result = read_json(result_path)
+        result = read_retrain_result(result_path)
         return {"test_error": result.get("test_error")}
-    selection = read_json(exp.selection_path, keys=("leaf", "arch"))
+    leaves = [n.id for n in PartitionTree.load(exp.tree_path).leaves()] if exp.tree_path.exists() else None
+    selection = read_selection(exp.selection_path, leaves, rt.space.str_to_arch)
     arch_str = str(selection["arch"])
     if rt.space.retrain_by_benchmark and benchmark_enabled(cfg.benchmark):
         result = benchmark_result(cfg, arch_str)
@@ -89,6 +92,6 @@ def main(cfg: DictConfig) -> None:
     rt = run_stage(cfg, "retrain", retrain, requires=["select"])
     path = rt.exp.retrain_dir / "result.json"
     if path.exists():
-        res = read_json(path)
+        res = read_retrain_result(path)
         err = res.get("test_error")
         print(f"retrain: {res['arch']}: test error {err if err is None else f'{err:.2f}%'}")

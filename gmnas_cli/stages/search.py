@@ -14,10 +14,11 @@ from omegaconf import DictConfig
 
 from gmnas_cli.algorithms import ALGORITHMS
 from gmnas_cli.config.derived import effective_splits, joint_schedule, search_schedule_epochs
+from gmnas_cli.experiment.state import read_result
 from gmnas_cli.experiment.tree import Node, PartitionTree
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import StageError
-from gmnas_cli.infra.io import load_checkpoint, read_json, write_json
+from gmnas_cli.infra.io import load_checkpoint, write_json
 from gmnas_cli.infra.logging import log
 from gmnas_cli.infra.seeding import derive_seed, generator
 from gmnas_cli.pipeline.runtime import Runtime
@@ -32,7 +33,7 @@ def search_leaf(rt: Runtime, tree: PartitionTree, leaf: Node) -> dict:
     out = exp.search_dir(leaf.id)
     result_path = out / "result.json"
     if result_path.exists():
-        return read_json(result_path, keys=("leaf", "arch", "val_loss", "val_acc"))
+        return read_result(result_path, [leaf.id], space.str_to_arch)
     restarted = bool(cfg.restart) and effective_splits(cfg) > 0
     trainer = build_trainer(rt, leaf.mask, f"search/leaf{leaf.id}", init=leaf.id if restarted else "root")
     ckpt = out / "ckpt.pt"

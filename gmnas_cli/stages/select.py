@@ -18,9 +18,10 @@ from rich.table import Table
 from gmnas_cli.benchmarks import benchmark_enabled, load_benchmark
 from gmnas_cli.benchmarks.metrics import dataset_metric
 from gmnas_cli.config.derived import option
+from gmnas_cli.experiment.state import read_result, read_selection
 from gmnas_cli.experiment.tree import PartitionTree
-from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.io import write_json
 from gmnas_cli.infra.logging import console
 from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.stage import run_stage
@@ -31,7 +32,8 @@ from gmnas_cli.selection.halving import successive_halving
 
 def candidates(rt: Runtime) -> list[dict[str, Any]]:
     tree = PartitionTree.load(rt.exp.tree_path)
-    return [read_json(rt.exp.search_dir(n.id) / "result.json", keys=("leaf", "arch", "val_loss", "val_acc")) for n in tree.leaves()]
+    leaves = [n.id for n in tree.leaves()]
+    return [read_result(rt.exp.search_dir(leaf) / "result.json", leaves, rt.space.str_to_arch) for leaf in leaves]
 
 
 def lookup_all(rt: Runtime, cands: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]] | None, list[str]]:
@@ -60,7 +62,11 @@ def select(rt: Runtime) -> dict:
 
         # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
         metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
-        best = max(cands, key=lambda c: looked_up[c["leaf"]][metric])
+        scored = [c for c in cands if looked_up[c["leaf"]].get(metric) is not None]  # "no figure": never chosen
+        if not scored:
+            raise StageError(f"select: the benchmark has no {metric!r} figure for any leaf's architecture "
+                             f"({', '.join(str(c['arch']) for c in cands)}); use select.criterion=val_loss")
+        best = max(scored, key=lambda c: looked_up[c["leaf"]][metric])
         evidence["metric"] = metric
     else:
         best, evidence = successive_halving(rt, cands)
@@ -87,7 +93,7 @@ def show(selection: dict[str, Any]) -> None:
         table.add_column(col, overflow="fold")
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
-        bench = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("benchmark") or {}).items())
+        bench = ", ".join(f"{k} {'no figure' if v is None else f'{v:.2f}'}" for k, v in (c.get("benchmark") or {}).items())
         table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench,
                       escape(fold_arch(str(c["arch"]))))
     console.print(table)
@@ -96,5 +102,5 @@ def show(selection: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> None:
     rt = run_stage(cfg, "select", select, requires=["search"])
     if rt.exp.selection_path.exists():
-        sel = read_json(rt.exp.selection_path, keys=("leaf", "arch"))
+        sel = read_selection(rt.exp.selection_path)
         print(f"selected leaf {sel['leaf']}: {sel['arch']}")

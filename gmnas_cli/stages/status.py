@@ -3,7 +3,6 @@ with ``name=...``; ``status.format=json`` (or ``--json``) prints the same as JSO
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,14 @@ from rich.table import Table
 
 from gmnas_cli.experiment.directory import STAGE_ORDER
 from gmnas_cli.infra.errors import StageError
+from gmnas_cli.infra.io import strict_json
 from gmnas_cli.report.collect import find_experiments
-from gmnas_cli.report.status import experiment_status
+from gmnas_cli.report.status import damaged_status, experiment_status
 
 
 def _stage_cell(state: dict[str, Any]) -> str:
     text = {"done": "done", "running": "[yellow]running[/yellow]", "interrupted": "[red]interrupted[/red]",
-            "not started": "-"}[state["state"]]
+            "not started": "-", "damaged": "[red]damaged[/red]"}[state["state"]]
     return f"{text}: {state['detail']}" if state["detail"] else text
 
 
@@ -30,6 +30,8 @@ def _seconds(s: float | None) -> str:
 
 
 def _figure(st: dict[str, Any]) -> str:
+    if st.get("damaged"):
+        return f"[red]damaged[/red]: {st['damaged']}"
     if isinstance(st.get("test_error"), (int, float)):
         return f"test error {st['test_error']:.2f}%"
     bench = st.get("benchmark") or {}
@@ -72,9 +74,16 @@ def main(cfg: DictConfig) -> None:
         roots = [root]
     else:
         roots = find_experiments([str(out_dir / "*")])
-    rows = [experiment_status(r) for r in roots]
+    rows = []
+    for r in roots:
+        try:
+            rows.append(experiment_status(r))
+        except StageError as err:  # one damaged experiment: marked, the others still listed
+            if cfg.name:
+                raise
+            rows.append(damaged_status(r, str(err)))
     if str(cfg.status.format) == "json":
-        print(json.dumps(rows[0] if cfg.name else rows, indent=2))
+        print(strict_json(rows[0] if cfg.name else rows, "status", indent=2))
         return
     console = Console()
     if not rows:

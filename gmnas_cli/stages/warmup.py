@@ -7,10 +7,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from gmnas_cli.config.derived import joint_schedule
-from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.io import checkpoint_exists, write_json
 from gmnas_cli.pipeline.runtime import Runtime
-from gmnas_cli.pipeline.stage import build_trainer, run_stage, splitting_schedule_epochs
+from gmnas_cli.pipeline.stage import build_trainer, root_tree, run_stage, splitting_schedule_epochs
 from gmnas_cli.training.trainer import SupernetTrainer
 
 
@@ -18,10 +17,7 @@ def warmup(rt: Runtime) -> dict:
     cfg, exp = rt.cfg, rt.exp
     ckpt = exp.node_dir(0) / "ckpt.pt"
     if not exp.tree_path.exists() or not checkpoint_exists(ckpt):  # a fresh start: the tree of this config
-        tree = PartitionTree.with_root(rt.space.full_mask(), space=cfg.space.name, ops=list(rt.space.ops),
-                                       edges=list(rt.space.edges),
-                                       shared_ops=list(cfg.space.unsplittable_ops))
-        tree.save(exp.tree_path)
+        root_tree(rt).save(exp.tree_path)
     record = rt.data.split_record
     if record is not None:  # which training images are held out (dataset=imagenet)
         write_json(exp.root / "data_split.json", record)

@@ -11,9 +11,11 @@ from gmnas_cli.criteria.base import CRITERIA, Criterion, SplitContext, SplitDeci
 from gmnas_cli.criteria.gm.scoring import gm_distance, rank_key, score_from_distance
 from gmnas_cli.criteria.gm.stop import gm_scores_early_stop
 from gmnas_cli.criteria.gm.workers import resolve_workers, scored_edges
+from gmnas_cli.experiment.state import read_progress
 from gmnas_cli.infra import distributed
 from gmnas_cli.infra.errors import ConfigError
-from gmnas_cli.infra.io import read_json, write_json
+from gmnas_cli.infra.interrupt import loop
+from gmnas_cli.infra.io import write_json
 from gmnas_cli.infra.logging import log
 
 
@@ -62,7 +64,7 @@ class GradientMatching(Criterion):
         edges = [fixed] if fixed is not None else ctx.candidate_edges()
         scores: dict[str, Any] = {}
         if ctx.progress_path is not None and ctx.progress_path.exists():
-            scores = read_json(ctx.progress_path)  # edges scored before an interruption
+            scores = read_progress(ctx.progress_path, edges)  # edges scored before an interruption
         todo = [e for e in edges if e not in scores]
         if todo and self.cfg.early_stop:
             # The sequential test compares edges on the same minibatches: all are scored together.
@@ -75,11 +77,14 @@ class GradientMatching(Criterion):
                 write_json(ctx.progress_path, scores)
         todo = [e for e in edges if e not in scores]
         workers = resolve_workers(int(self.cfg.workers), ctx.trainer.device)
-        for edge, score in scored_edges(lambda e: self.score_edge(ctx, e), todo, workers):
-            scores[edge] = score
-            log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
-            if ctx.progress_path is not None:
-                write_json(ctx.progress_path, scores)
+        with loop(f"GM node {ctx.leaf.id} ({len(edges)} edges)", "edge") as cell:  # what an interruption reports
+            cell[2] = len(edges) - len(todo)
+            for edge, score in scored_edges(lambda e: self.score_edge(ctx, e), todo, workers):
+                cell[2] += 1
+                scores[edge] = score
+                log.info(f"GM node {ctx.leaf.id} edge {edge}: cut cost {score['cut_cost']:.4f} groups {score['groups']}")
+                if ctx.progress_path is not None:
+                    write_json(ctx.progress_path, scores)
         best = min(edges, key=rank_key(scores, edges, option(self.cfg.cut)))
         groups = scores[best]["groups"]
         # data parallel: every rank scored the same all-reduced rows; rank 0's decision is the one

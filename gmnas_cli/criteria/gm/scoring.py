@@ -205,7 +205,7 @@ def gm_distance(ctx: SplitContext, edge: str, ops: list[str], batches: int, cfg:
     scorer = EdgeScorer(ctx, edge, ops, cfg)
     buffers = save_bn_buffers(net)
     net.train()
-    with progress_bar(f"GM node {ctx.leaf.id} edge {edge}", batches) as advance:
+    with progress_bar(f"GM node {ctx.leaf.id} edge {edge}", batches, "minibatch") as advance:
         for done, batch in gm_minibatches(ctx, batches):
             scorer.add_batch(done, batch)
             advance(1)

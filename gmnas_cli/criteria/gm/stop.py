@@ -162,7 +162,7 @@ def gm_scores_early_stop(ctx: SplitContext, edges: list[str], cfg: Any) -> dict[
     net.train()
     scores: dict[str, dict[str, Any]] = {}
     margins: dict[str, tuple[float, float | None]] = {}
-    with progress_bar(f"GM node {ctx.leaf.id} ({len(edges)} edges, early stop)", batches) as advance:
+    with progress_bar(f"GM node {ctx.leaf.id} ({len(edges)} edges, early stop)", batches, "minibatch") as advance:
         for done, batch in gm_minibatches(ctx, batches):
             for e in edges:
                 scorers[e].add_batch(done, batch)

@@ -16,6 +16,7 @@ scores all edges together on the same minibatches); ``pipeline/validate.py`` ref
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,6 +39,10 @@ def resolve_workers(workers: int, device: torch.device) -> int:
 
 
 def _init(threads: int) -> None:
+    # The parent reports an interruption in one line; a worker just ends (the pool stops it with
+    # SIGTERM, and Ctrl-C reaches the whole process group).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     set_quiet(True)  # one terminal: the parent logs each edge's result
 

@@ -384,9 +384,10 @@ class DartsSpace(SearchSpace):
             if not isinstance(pairs, (list, tuple)) or len(pairs) != 2 * n:
                 raise ValueError(f"not a DARTS genotype: {cell} needs {2 * n} (op, input) pairs")
             concat = obj.get(f"{cell}_concat", list(range(2, n + 2)))
-            if [int(c) for c in concat] != list(range(2, n + 2)):
+            if (not isinstance(concat, (list, tuple)) or any(isinstance(c, bool) or not isinstance(c, int) for c in concat)
+                    or list(concat) != list(range(2, n + 2))):
                 raise ValueError(f"not a DARTS genotype: {cell}_concat must be {list(range(2, n + 2))}, "
-                                 f"got {list(concat)}")
+                                 f"got {concat!r}")
             for idx, item in enumerate(pairs):
                 node = 2 + idx // 2
                 if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -435,9 +436,9 @@ def _literal(node: ast.AST, text: str) -> Any:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
         try:
             return list(range(*[int(ast.literal_eval(a)) for a in node.args]))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, SyntaxError):
             raise ValueError(f"not a DARTS genotype (bad range): {text[:80]!r}") from None
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise ValueError(f"not a DARTS genotype (only literals and range(...)): {text[:80]!r}") from None
