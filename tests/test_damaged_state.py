@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gmnas_cli.infra.locks import stage_lock
-from tests import _reliability
 from tests._reliability import (
     SMALL,
     compare_experiments,
@@ -27,8 +26,6 @@ from tests._reliability import (
     run_inproc,
 )
 from tests.conftest import REPO
-
-small_ref = _reliability.small_ref
 
 
 def _edit(path: Path, change) -> None:

@@ -14,8 +14,6 @@ from tests import _reliability
 from tests._reliability import copy_experiment, error_lines, hash_files, run_inproc
 from tests.conftest import DARTS_V2
 
-small_ref = _reliability.small_ref
-
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 B = "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 COLUMNS = {"cifar10_valid": "cifar10_valid_x_valid", "params_m": "params_m"}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from tests import _reliability
 from tests._reliability import copy_experiment, run_inproc
-
-small_ref = _reliability.small_ref
 
 
 def test_report_defaults_follow_out_dir_not_the_working_directory(tmp_path, small_ref, monkeypatch):
