@@ -376,6 +376,9 @@ class BenchConfig:
     paths: bool = False  # also time each fast path against its plain twin (bench/paths.py): edge grouping, batched_ops
     schedule: bool = False  # also time the configured warmup + split + search end to end (bench/schedule.py)
     schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
+    suite: str = bounded("default", choices=["default", "smoke"])  # smoke: each experiment=smoke stage timed per space and algorithm (bench/smoke.py)
+    smoke_spaces: list[str] = bounded(default_factory=list, choices=["nb201", "nb201_4ops", "darts", "mobilenet", "ofa_mbv3"])  # suite=smoke: spaces ([]: all five)
+    smoke_algos: list[str] = bounded(default_factory=list, choices=["darts", "gdas", "rsps", "snas", "proxyless", "ofa"])  # suite=smoke: algorithms ([]: every one the space supports)
 
 
 @dataclass
