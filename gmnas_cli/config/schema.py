@@ -389,6 +389,13 @@ class StatusConfig:
 
 
 @dataclass
+class TreeConfig:
+    """``gmnas tree``: the partition tree on the console; ``plot=true`` also writes its figures."""
+
+    plot: bool = False  # heatmaps per split, cut costs and the tree figure (PNG, PDF) in <out_dir>/<name>/plots
+
+
+@dataclass
 class Config:
     """Top-level config shared by every subcommand (the common keys of the frame issue)."""
 
@@ -405,6 +412,7 @@ class Config:
     bench: BenchConfig = field(default_factory=BenchConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
 
     name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"

@@ -14,6 +14,7 @@ from gmnas_cli.report.collect import collect
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.plots import write_plots
 from gmnas_cli.report.render import check_formats, print_table, write_table
+from gmnas_cli.report.split_plots import write_split_plots
 from gmnas_cli.report.tables import TABLES
 
 # report.table=auto: the paper table of the experiments' space (Table 3 NB201, 4 DARTS, 5 MobileNet and OFA)
@@ -52,4 +53,7 @@ def main(cfg: DictConfig) -> None:
     written = write_table(table, out, formats)
     if rep.plots:
         written += write_plots(records, ctx, out / "plots")
+        for rec in records:  # what each experiment's split decided (paper Appendix B.1)
+            selected = (rec.selection or {}).get("leaf")
+            written += write_split_plots(rec.name, rec.tree, rec.leaves, selected, out / "plots" / f"split_{rec.name}")
     log.info(f"report: {len(records)} experiments -> {len(written)} files in {out}")
