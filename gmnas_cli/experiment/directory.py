@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from gmnas_cli.config.schema import NAME, NAME_HINT
-from gmnas_cli.infra import distributed
+from gmnas_cli.infra import ranks
 from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import atomic_write_text, read_json, write_json
 
@@ -97,7 +97,7 @@ class Experiment:
 
     # -- stage bookkeeping ------------------------------------------------------------------
     def is_done(self, stage: str) -> bool:
-        return distributed.agree(self.status_path(stage).exists())  # data parallel: rank 0's view
+        return ranks.agree(self.status_path(stage).exists())  # data parallel: rank 0's view
 
     def stage_ran(self, stage: str) -> bool:
         """``stage`` completed, or started its work and left artefacts (its config then binds)."""

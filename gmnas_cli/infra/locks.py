@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gmnas_cli.infra import distributed
+from gmnas_cli.infra import ranks
 from gmnas_cli.infra.logging import log
 
 LOCK_DIR = "locks"
@@ -26,8 +26,8 @@ def lock_path(root: Path, name: str) -> Path:
 
 @contextmanager
 def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
-    if not distributed.is_main():  # data parallel: locks are between jobs; rank 0 holds them for its job
-        distributed.barrier()
+    if not ranks.is_main():  # data parallel: locks are between jobs; rank 0 holds them for its job
+        ranks.barrier()
         yield
         return
     path = lock_path(root, name)
@@ -41,7 +41,7 @@ def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
             fcntl.flock(fd, mode)
         except OSError as err:  # a file system without flock (ENOLCK): run unlocked, say so
             log.warning(f"{path}: no file locks here ({err.strerror}); parallel jobs are not serialised")
-        distributed.barrier()  # the other ranks go on once rank 0 holds the lock
+        ranks.barrier()  # the other ranks go on once rank 0 holds the lock
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

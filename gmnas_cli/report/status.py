@@ -102,7 +102,7 @@ def result_figures(rec: ExperimentRecord) -> dict[str, Any]:
 
 def experiment_status(root: str | Path) -> dict[str, Any]:
     """Everything ``gmnas status`` shows about one experiment, as plain JSON-able values."""
-    rec = load_experiment(root)
+    rec = load_experiment(root, curves=False)
     stages = {s: stage_state(rec, s) for s in STAGE_ORDER}
     seconds = [v["seconds"] for v in stages.values() if isinstance(v["seconds"], (int, float))]
     if stages["search"]["seconds"] is None:  # parallel leaf jobs: the leaves' own wall times
