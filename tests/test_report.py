@@ -196,7 +196,7 @@ def test_every_table_states_data_set_and_metric(two_seeds: Path, table: str) -> 
         assert "metric: cifar10_test" in first
 
 
-def test_console_folds_architecture_strings(two_seeds: Path) -> None:
+def test_console_lists_architecture_strings_below_the_table(two_seeds: Path) -> None:
     from rich.console import Console
 
     from gmnas_cli.report.collect import collect
@@ -208,9 +208,13 @@ def test_console_folds_architecture_strings(two_seeds: Path) -> None:
     console = Console(width=70, record=True)
     print_table(TABLES["nb201"](rec, ReportContext()), console)
     text = console.export_text()
-    lines = [line.split("│")[-2].strip() for line in text.splitlines() if line.count("│") > 1]
-    for edge in re.findall(r"[a-z0-9_]+~\d", ARCH_A):  # every edge whole, on its own line
-        assert f"|{edge}|" in lines or f"|{edge}|+" in lines
+    assert all(len(line) <= 70 for line in text.splitlines())
+    rows = [line for line in text.splitlines() if line.count("│") > 1]
+    assert rows and all("~" not in line for line in rows) and any("A1" in line for line in rows)
+    listing = text.split("architectures:", 1)[1]
+    assert ARCH_A in "".join(line.strip() for line in listing.splitlines() if not line.strip().endswith(":"))
+    for edge in re.findall(r"[a-z0-9_]+~\d", ARCH_A):  # broken at the joints only: every edge whole
+        assert f"|{edge}|" in listing
 
 
 def test_valid_metric_drives_selection_but_test_columns_show_test(tmp_path: Path) -> None:
