@@ -241,12 +241,22 @@ def test_cifar100_search_reports_cifar100_figures(tmp_path: Path) -> None:
 
 def test_auto_table_is_the_paper_table_of_the_experiments_space(tmp_path):
     from gmnas_cli.report.collect import ExperimentRecord
-    from gmnas_cli.stages.report import table_for
+    from gmnas_cli.stages.report import pick_table, table_for
 
-    def rec(space: str) -> ExperimentRecord:
-        return ExperimentRecord(space, tmp_path, {"space": {"name": space}})
+    def rec(space: str, criterion: str = "gm", **cfg) -> ExperimentRecord:
+        ops = ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+        spec = {"name": "nb201", "ops": ops} if space == "nb201_4ops" else {"name": space, "ops": ["none", *ops]}
+        return ExperimentRecord(space, tmp_path, {"space": spec, "criterion": {"name": criterion}, **cfg})
 
     assert table_for([rec("darts"), rec("darts")]) == "darts"  # paper Table 4
     assert table_for([rec("mobilenet")]) == "mobilenet" and table_for([rec("ofa_mbv3")]) == "ofa"
-    assert table_for([rec("nb201_4ops")]) == "nb201"
+    # the 4-op space comparing criteria (gmnas run -m space=nb201_4ops criterion=gm,exhaustive,random): Table 1
+    name, why = pick_table([rec("nb201_4ops", c) for c in ("gm", "exhaustive", "random")])
+    assert name == "criteria" and "Table 1" in why and "exhaustive, gm, random" in why
+    assert table_for([rec("nb201")]) == "nb201"  # Table 3
+    assert table_for([rec("nb201", select={"criterion": c}) for c in ("val_loss", "max")]) == "selection"
+    sims = [rec("nb201") for _ in range(2)]
+    for r, s in zip(sims, ("cosine", "l2")):
+        r.config["criterion"]["similarity"] = s
+    assert table_for(sims) == "similarity"
     assert table_for([rec("darts"), rec("nb201")]) == "nb201"  # mixed spaces: Table 3's layout, as before

@@ -325,7 +325,7 @@ class BenchmarkConfig:
 
 @dataclass
 class ReportConfig:
-    table: str = "auto"  # auto: the experiments' space's paper table (darts: Table 4, mobilenet and ofa_mbv3: Table 5, else nb201)
+    table: str = "auto"  # auto: the paper's table for the experiments' space and what varies (darts: Table 4, mobilenet/ofa_mbv3: Table 5, nb201_4ops: Table 1, NB201: Table 8/6/7 when selection/similarity/rankings vary, else Table 3); printed
     experiments: list[str] = bounded(default_factory=lambda: ["outputs/*"], min_len=1)
     out: str = "outputs/report"
     formats: list[str] = bounded(default_factory=lambda: ["csv", "md", "tex"], choices=["csv", "md", "tex"])
