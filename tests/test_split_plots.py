@@ -45,3 +45,13 @@ def test_tree_plot_and_report_write_the_figures(tmp_path, small_ref):
                            f"report.out={tmp_path / 'rep'}")
     assert code == 0, err
     assert {f"{s}.png" for s in stems} <= {p.name for p in (tmp_path / "rep" / "plots" / "split_e").iterdir()}
+
+
+def test_run_summary_names_the_selection_its_figure_and_the_next_commands(tmp_path, small_ref):
+    from gmnas_cli.stages.run import summary
+
+    exp = copy_experiment(small_ref, tmp_path)
+    sel = json.loads((exp / "selection.json").read_text())
+    text = "\n".join(summary(exp, str(tmp_path)))
+    assert f"(node {sel['leaf']})" in text and sel["arch"] in text
+    assert f"gmnas tree out_dir={tmp_path} name=e" in text and "gmnas report report.experiments=" in text
