@@ -31,7 +31,7 @@ from gmnas_cli.infra.io import atomic_write_text, read_json, write_json
 
 # Keys that do not change what an experiment computes (excluded from its identity).
 # `amp` is not volatile: bf16 autocast changes what a CUDA run computes (fidelity review item 5).
-_VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "bench", "rank", "status", "arch", "logger", "threads", "out_dir",
+_VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "bench", "rank", "status", "tree", "arch", "logger", "threads", "out_dir",
              "name", "channels_last", "deterministic", "analyze"}
 # Sections that only later stages read: they are part of those stages' identity only.
 # select reads `retrain` too: successive halving short-retrains with its settings.
