@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-all test-cluster lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# CI's versions (constraints.txt); pyproject.toml itself gives ranges (docs/install.md)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	# The reference NAS-Bench-201 supernets for `gmnas bench` (its own deps would pull other torch builds).
 	$(BIN)/pip install -q --no-deps xautodl==1.0.0
 	touch $(STAMP)

@@ -31,6 +31,10 @@ LAZY = {
     "gmnas_cli.cli.app": None,  # any: one Hydra application per command, started only when run
     "gmnas_cli.cli.help": {"gmnas_cli.config.schema"},
     "gmnas_cli.report.status": {"gmnas_cli.infra.io"},  # torch only when a checkpoint is read
+    "gmnas_cli.stages.tree": {"gmnas_cli.report.split_plots"},  # matplotlib only with tree.plot=true
+    # torch only where a checkpoint is written or read: the JSON and atomic-file helpers serve `gmnas status`
+    "gmnas_cli.infra.io": {"torch"},
+    "gmnas_cli.report.collect": {"pandas"},  # training curves only for `gmnas report`, not for `gmnas status`
 }
 
 

@@ -196,7 +196,7 @@ def test_every_table_states_data_set_and_metric(two_seeds: Path, table: str) -> 
         assert "metric: cifar10_test" in first
 
 
-def test_console_folds_architecture_strings(two_seeds: Path) -> None:
+def test_console_lists_architecture_strings_below_the_table(two_seeds: Path) -> None:
     from rich.console import Console
 
     from gmnas_cli.report.collect import collect
@@ -208,9 +208,13 @@ def test_console_folds_architecture_strings(two_seeds: Path) -> None:
     console = Console(width=70, record=True)
     print_table(TABLES["nb201"](rec, ReportContext()), console)
     text = console.export_text()
-    lines = [line.split("│")[-2].strip() for line in text.splitlines() if line.count("│") > 1]
-    for edge in re.findall(r"[a-z0-9_]+~\d", ARCH_A):  # every edge whole, on its own line
-        assert f"|{edge}|" in lines or f"|{edge}|+" in lines
+    assert all(len(line) <= 70 for line in text.splitlines())
+    rows = [line for line in text.splitlines() if line.count("│") > 1]
+    assert rows and all("~" not in line for line in rows) and any("A1" in line for line in rows)
+    listing = text.split("architectures:", 1)[1]
+    assert ARCH_A in "".join(line.strip() for line in listing.splitlines() if not line.strip().endswith(":"))
+    for edge in re.findall(r"[a-z0-9_]+~\d", ARCH_A):  # broken at the joints only: every edge whole
+        assert f"|{edge}|" in listing
 
 
 def test_valid_metric_drives_selection_but_test_columns_show_test(tmp_path: Path) -> None:
@@ -237,12 +241,22 @@ def test_cifar100_search_reports_cifar100_figures(tmp_path: Path) -> None:
 
 def test_auto_table_is_the_paper_table_of_the_experiments_space(tmp_path):
     from gmnas_cli.report.collect import ExperimentRecord
-    from gmnas_cli.stages.report import table_for
+    from gmnas_cli.stages.report import pick_table, table_for
 
-    def rec(space: str) -> ExperimentRecord:
-        return ExperimentRecord(space, tmp_path, {"space": {"name": space}})
+    def rec(space: str, criterion: str = "gm", **cfg) -> ExperimentRecord:
+        ops = ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+        spec = {"name": "nb201", "ops": ops} if space == "nb201_4ops" else {"name": space, "ops": ["none", *ops]}
+        return ExperimentRecord(space, tmp_path, {"space": spec, "criterion": {"name": criterion}, **cfg})
 
     assert table_for([rec("darts"), rec("darts")]) == "darts"  # paper Table 4
     assert table_for([rec("mobilenet")]) == "mobilenet" and table_for([rec("ofa_mbv3")]) == "ofa"
-    assert table_for([rec("nb201_4ops")]) == "nb201"
+    # the 4-op space comparing criteria (gmnas run -m space=nb201_4ops criterion=gm,exhaustive,random): Table 1
+    name, why = pick_table([rec("nb201_4ops", c) for c in ("gm", "exhaustive", "random")])
+    assert name == "criteria" and "Table 1" in why and "exhaustive, gm, random" in why
+    assert table_for([rec("nb201")]) == "nb201"  # Table 3
+    assert table_for([rec("nb201", select={"criterion": c}) for c in ("val_loss", "max")]) == "selection"
+    sims = [rec("nb201") for _ in range(2)]
+    for r, s in zip(sims, ("cosine", "l2")):
+        r.config["criterion"]["similarity"] = s
+    assert table_for(sims) == "similarity"
     assert table_for([rec("darts"), rec("nb201")]) == "nb201"  # mixed spaces: Table 3's layout, as before

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tree": ("gmnas_cli.stages.tree", "print an experiment's partition tree with groups, cut costs, leaf results"),
 }
 
+# Commands that only read experiment directories: answered without the plugin registries or torch
+# (`gmnas status` is the command people run most; tests/test_status_fast.py keeps it so).
+READ_ONLY = ("status", "tree")
+
 
 def conf_dir() -> str:
     """``conf/`` of a source checkout, else the copy packed into the wheel."""
@@ -111,12 +115,20 @@ def run_command(command: str, args: list[str]) -> None:
 
     def task(cfg: DictConfig) -> None:
         from gmnas_cli.infra.logging import set_quiet
-        from gmnas_cli.pipeline.validate import validate
 
         nonlocal started
         started = True  # from here on, errors are ours (or bugs with a traceback)
         try:
             set_quiet(bool(cfg.quiet))
+            if command in READ_ONLY:  # no registries, no torch: they only read experiment directories
+                from gmnas_cli.config.bounds import check_declared
+                from gmnas_cli.config.schema import Config
+
+                check_declared(cfg, Config)
+                module.main(cfg)
+                return
+            from gmnas_cli.pipeline.validate import validate
+
             validate(cfg, command)  # first: a bad value is refused before it is used or anything is written
             from gmnas_cli.infra.threads import apply_threads
 

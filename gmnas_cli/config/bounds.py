@@ -269,3 +269,27 @@ def check_rules(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
             vals = r.values(cfg) or {}
             shown = ", ".join(f"{k}={_show(v)}" for k, v in vals.items())
             raise ConfigError(f"{shown}: must satisfy {r.text}")
+
+
+def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys of ``node`` that its dataclass schema lacks (Hydra's ``+key=value`` can add them)."""
+    fields = {f.name for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    found: list[tuple[str, list[str]]] = []
+    for key in node.keys():
+        if key not in fields:
+            found.append((prefix + str(key), sorted(fields)))
+        elif dataclasses.is_dataclass(hints[key]) and isinstance(node.get(key), DictConfig):
+            found += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return found
+
+
+def check_declared(cfg: DictConfig, schema: type) -> None:
+    """Known keys, declared ranges and cross-key rules: what every command checks at start-up
+    (``gmnas status`` and ``tree`` only this, without the registries and torch)."""
+    unknown = unknown_keys(cfg, schema)
+    if unknown:
+        key, valid = unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
+    check_bounds(cfg, schema)
+    check_rules(cfg)

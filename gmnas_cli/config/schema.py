@@ -336,7 +336,7 @@ class BenchmarkConfig:
 
 @dataclass
 class ReportConfig:
-    table: str = "auto"  # auto: the experiments' space's paper table (darts: Table 4, mobilenet and ofa_mbv3: Table 5, else nb201)
+    table: str = "auto"  # auto: the paper's table for the experiments' space and what varies (darts: Table 4, mobilenet/ofa_mbv3: Table 5, nb201_4ops: Table 1, NB201: Table 8/6/7 when selection/similarity/rankings vary, else Table 3); printed
     # Defaults follow out_dir, whatever the working directory; a path given explicitly is taken as typed.
     experiments: list[str] = field(default_factory=list)  # globs of experiment folders; []: <out_dir>/*
     out: str = ""  # tables and plots; "": <out_dir>/report
@@ -389,6 +389,9 @@ class BenchConfig:
     paths: bool = False  # also time each fast path against its plain twin (bench/paths.py): edge grouping, batched_ops
     schedule: bool = False  # also time the configured warmup + split + search end to end (bench/schedule.py)
     schedule_images: int = bounded(50_000, ge=2)  # synthetic training images of that run (CIFAR-10: 50,000)
+    suite: str = bounded("default", choices=["default", "smoke"])  # smoke: each experiment=smoke stage timed per space and algorithm (bench/smoke.py)
+    smoke_spaces: list[str] = bounded(default_factory=list, choices=["nb201", "nb201_4ops", "darts", "mobilenet", "ofa_mbv3"])  # suite=smoke: spaces ([]: all five)
+    smoke_algos: list[str] = bounded(default_factory=list, choices=["darts", "gdas", "rsps", "snas", "proxyless", "ofa"])  # suite=smoke: algorithms ([]: every one the space supports)
 
 
 @dataclass
@@ -396,6 +399,13 @@ class StatusConfig:
     """``gmnas status``: a table on the console, or the same figures as JSON on stdout (``--json``)."""
 
     format: str = bounded("table", choices=["table", "json"])
+
+
+@dataclass
+class TreeConfig:
+    """``gmnas tree``: the partition tree on the console; ``plot=true`` also writes its figures."""
+
+    plot: bool = False  # heatmaps per split, cut costs and the tree figure (PNG, PDF) in <out_dir>/<name>/plots
 
 
 @dataclass
@@ -415,6 +425,7 @@ class Config:
     bench: BenchConfig = field(default_factory=BenchConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
 
     name: str = bounded("", pattern=NAME, hint=NAME_HINT)  # experiment directory name (a plain name); "" builds one from space/algo/criterion/dataset/seed
     out_dir: str = "outputs"

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gmnas_cli.config.schema import NAME, NAME_HINT
 from gmnas_cli.experiment.state import read_snapshot, read_status
-from gmnas_cli.infra import distributed
+from gmnas_cli.infra import ranks
 from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.io import atomic_write_text, write_json
 from gmnas_cli.infra.registry import Registry
@@ -35,7 +35,7 @@ from gmnas_cli.infra.registry import Registry
 # `amp` is not volatile: bf16 autocast changes what a CUDA run computes (docs/fidelity.md, precision).
 # `device` is (auto and cuda name the same run), but the resolved device type is not: stages add it
 # as `device_type` (Experiment(cfg, device_type=...)), so a resume on another device type is refused.
-_VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "bench", "rank", "status", "arch", "logger", "threads", "out_dir",
+_VOLATILE = {"force", "resume", "deps", "leaf", "device", "quiet", "report", "bench", "rank", "status", "tree", "arch", "logger", "threads", "out_dir",
              "name", "channels_last", "deterministic", "analyze"}
 # Sections that only later stages read: they are part of those stages' identity only.
 # select reads `retrain` too: successive halving short-retrains with its settings.
@@ -143,7 +143,7 @@ class Experiment:
         done = path.exists()
         if done:
             read_status(path, stage)
-        return distributed.agree(done)  # data parallel: rank 0's view
+        return ranks.agree(done)  # data parallel: rank 0's view
 
     def stage_ran(self, stage: str) -> bool:
         """``stage`` completed, or started its work and left artefacts (its config then binds)."""

@@ -26,62 +26,27 @@ all-reduce, the shards of a global batch, and the one-writer rule for files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from gmnas_cli.infra.errors import ConfigError, StageError
+from gmnas_cli.infra.ranks import (  # noqa: F401  (re-exported: the rank helpers without torch)
+    _STATE,
+    DistEnv,
+    active,
+    agree,
+    barrier,
+    check_ranks_agree,
+    env,
+    is_main,
+    one_writer,
+    rank,
+    world_size,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DistEnv:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-
-_STATE: dict = {"env": None, "shards": 1, "writing": 0}
-
-
-def _read_env() -> DistEnv:
-    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them (run.py: env:// initialisation); under
-    submitit with several tasks, submitit's helper exports them first (its torch_distributed example)."""
-    if "WORLD_SIZE" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR"):
-        import submitit
-
-        if submitit.JobEnvironment().num_tasks > 1:
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def env() -> DistEnv:
-    if _STATE["env"] is None:
-        _STATE["env"] = _read_env()
-    return _STATE["env"]
-
-
-def rank() -> int:
-    return env().rank
-
-
-def world_size() -> int:
-    return env().world_size
-
-
-def is_main() -> bool:
-    return env().rank == 0
-
-
-def active() -> bool:
-    """Several ranks with an initialised process group."""
-    return env().world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def setup(device_name: str, batch_shards: int, batch_sizes: dict[str, int]) -> None:
@@ -145,12 +110,7 @@ def local_labels(batch: Batch) -> torch.Tensor:
     return parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
 
 
-# -- collectives ------------------------------------------------------------------------------
-def barrier() -> None:
-    if active():
-        torch.distributed.barrier()
-
-
+# -- collectives (barrier, agree: infra/ranks.py) ------------------------------------------------
 def allreduce_sum_(tensors: Sequence[torch.Tensor]) -> None:
     """Sum ``tensors`` over the ranks in place (one flat message)."""
     if not active() or not tensors:
@@ -315,63 +275,3 @@ def allreduce_totals(*values: torch.Tensor | float | int) -> list[float]:
             t = t.cuda()
         torch.distributed.all_reduce(t)
     return t.cpu().tolist()
-
-
-def agree(value):
-    """Rank 0's ``value`` on every rank: a decision read from files that other jobs may change
-    (sibling leaf jobs, a predecessor finishing) must not differ between the ranks of one job."""
-    if not active():
-        return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-# -- one writer ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def one_writer() -> Iterator[bool]:
-    """``with one_writer() as write: if write: ...``: rank 0 writes, the others wait for it.
-
-    Barriers before and after: no rank reads the file system while rank 0 changes it, so every rank
-    sees the same files between two writes. Nested uses (a checkpoint's rotation and its write) are
-    one write. A single process writes with no barrier."""
-    if not active():
-        yield True
-        return
-    outer = _STATE["writing"] == 0
-    if outer:
-        torch.distributed.barrier()
-    _STATE["writing"] += 1
-    try:
-        yield is_main()
-    finally:
-        _STATE["writing"] -= 1
-    if outer:
-        torch.distributed.barrier()
-
-
-def _tensor_digest(obj, h) -> None:
-    if isinstance(obj, torch.Tensor):
-        h.update(obj.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                 if obj.numel() else b"")
-    elif isinstance(obj, dict):
-        for k in sorted(obj, key=str):
-            h.update(str(k).encode())
-            _tensor_digest(obj[k], h)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _tensor_digest(v, h)
-
-
-def check_ranks_agree(state: dict, what: str) -> None:
-    """Every rank holds bitwise the same tensors in ``state`` (weights, optimizer, alpha), else
-    StageError: ranks that diverged (a missing all-reduce) must not be saved as one model."""
-    if not active():
-        return
-    h = hashlib.sha256()
-    _tensor_digest(state, h)
-    digests: list[str | None] = [None] * world_size()
-    torch.distributed.all_gather_object(digests, h.hexdigest())
-    if len(set(digests)) > 1:
-        bad = [r for r, d in enumerate(digests) if d != digests[0]]
-        raise StageError(f"{what}: ranks {bad} hold other tensors than rank 0 (the ranks diverged)")

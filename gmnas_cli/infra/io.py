@@ -15,9 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from gmnas_cli.infra import distributed
+from gmnas_cli.infra import ranks
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.failpoints import kill_point
 from gmnas_cli.infra.logging import log
@@ -43,7 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
     On any error (disk full, permissions) the temporary file is removed and the OSError names ``path``.
     """
-    with distributed.one_writer() as write:  # data parallel: rank 0 writes, the others wait
+    with ranks.one_writer() as write:  # data parallel: rank 0 writes, the others wait
         if write:
             _atomic_write_bytes(Path(path), data)
 
@@ -168,13 +166,15 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     new one replaces it atomically, so a kill at any point leaves a loadable checkpoint. A corrupt
     old file is not rotated: ``.prev`` keeps the last good state.
     """
-    distributed.check_ranks_agree(state, f"checkpoint {Path(path).name}")  # data parallel: one model
-    with distributed.one_writer() as write:
+    ranks.check_ranks_agree(state, f"checkpoint {Path(path).name}")  # data parallel: one model
+    with ranks.one_writer() as write:
         if write:
             _save_checkpoint(Path(path), state)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import torch  # lazy: the JSON and atomic-file helpers above serve `gmnas status` without torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
@@ -226,6 +226,8 @@ class UnsafeCheckpoint(StageError):
 
 
 def _read_verified(path: Path) -> dict[str, Any]:
+    import torch  # lazy, as in _save_checkpoint
+
     payload = _check(path, path.read_bytes())
     # weights_only: tensors, plain containers and numbers only; a pickled object whose __reduce__ would
     # run code is refused before anything runs (issue 15: the SHA-256 header proves integrity, not origin).

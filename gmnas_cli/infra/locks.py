@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gmnas_cli.infra import distributed
+from gmnas_cli.infra import ranks
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.logging import log
 
@@ -30,8 +30,8 @@ def lock_path(root: Path, name: str) -> Path:
 
 @contextmanager
 def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
-    if not distributed.is_main():  # data parallel: locks are between jobs; rank 0 holds them for its job
-        distributed.barrier()
+    if not ranks.is_main():  # data parallel: locks are between jobs; rank 0 holds them for its job
+        ranks.barrier()
         yield
         return
     path = lock_path(root, name)
@@ -45,7 +45,7 @@ def _locked(root: Path, name: str, mode: int, waiting: str) -> Iterator[None]:
             fcntl.flock(fd, mode)
         except OSError as err:  # a file system without flock (ENOLCK): run unlocked, say so
             log.warning(f"{path}: no file locks here ({err.strerror}); parallel jobs are not serialised")
-        distributed.barrier()  # the other ranks go on once rank 0 holds the lock
+        ranks.barrier()  # the other ranks go on once rank 0 holds the lock
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -65,8 +65,8 @@ def stage_lock(root: Path, name: str, exclusive: bool = True, what: str = "") ->
     """Hold ``name`` for a whole stage without waiting: exclusive (one run of the stage) or shared
     (parallel leaf jobs of one search). Held by another run: a one-line ``StageError`` naming the
     holder's pid and host. The kernel drops the lock when the process dies, however it dies."""
-    if not distributed.is_main():  # data parallel: rank 0 holds it for its job
-        distributed.barrier()
+    if not ranks.is_main():  # data parallel: rank 0 holds it for its job
+        ranks.barrier()
         yield
         return
     path = lock_path(root, name)
@@ -84,7 +84,7 @@ def stage_lock(root: Path, name: str, exclusive: bool = True, what: str = "") ->
         else:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        distributed.barrier()
+        ranks.barrier()
         yield
     finally:
         os.close(fd)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gmnas_cli.algorithms import ALGORITHMS
 from gmnas_cli.benchmarks import check_benchmark
-from gmnas_cli.config.bounds import check_bounds, check_rules
+from gmnas_cli.config.bounds import check_declared
 from gmnas_cli.config.derived import branching_list, effective_splits, option
 from gmnas_cli.config.schema import AlgoConfig, Config, CriterionConfig, DatasetConfig, SpaceConfig
 from gmnas_cli.criteria import CRITERIA
@@ -26,19 +25,6 @@ def compatible(space: str, algo: str) -> bool:
     (``Algorithm.spaces``, ``SearchSpace.algorithms``; None allows any)."""
     allowed_spaces, allowed_algos = ALGORITHMS[algo].spaces, SPACES[space].algorithms
     return (allowed_spaces is None or space in allowed_spaces) and (allowed_algos is None or algo in allowed_algos)
-
-
-def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
-    """Keys of ``node`` that its dataclass schema lacks (Hydra's ``+key=value`` can add them)."""
-    fields = {f.name for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
-    found: list[tuple[str, list[str]]] = []
-    for key in node.keys():
-        if key not in fields:
-            found.append((prefix + str(key), sorted(fields)))
-        elif dataclasses.is_dataclass(hints[key]) and isinstance(node.get(key), DictConfig):
-            found += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
-    return found
 
 
 # The plugin config groups: a key declared by some options of a group (``Registry.register(name,
@@ -73,13 +59,7 @@ def refuse_foreign_keys(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig, command: str) -> None:
     """Raise ConfigError naming the key and value of the first impossible setting."""
 
-    unknown = unknown_keys(cfg, Config)
-    if unknown:
-        key, valid = unknown[0]
-        raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(valid)}")
-
-    check_bounds(cfg, Config)  # declared ranges (config/bounds.py), before any file is written
-    check_rules(cfg)  # cross-key rules declared beside the schema
+    check_declared(cfg, Config)  # known keys, declared ranges and cross-key rules, before any file is written
     if command in ("select", "run"):
         check_selection(cfg)  # successive halving's epoch windows fit in retrain.epochs
 

@@ -6,9 +6,8 @@ import glob
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from omegaconf import OmegaConf
 
 from gmnas_cli.config.derived import criterion_splits
@@ -16,6 +15,9 @@ from gmnas_cli.experiment.state import read_result, read_snapshot, read_status
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import read_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGES = ["warmup", "split", "search", "select", "retrain"]
 
@@ -83,6 +85,8 @@ def _optional_json(path: Path) -> Any:
 
 
 def _read_curve(path: Path) -> pd.DataFrame | None:
+    import pandas as pd  # lazy: `gmnas status` reads no curves and answers without pandas
+
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -90,8 +94,9 @@ def _read_curve(path: Path) -> pd.DataFrame | None:
     return df if "epoch" in df.columns and len(df) else None
 
 
-def load_experiment(root: str | Path) -> ExperimentRecord:
-    """Read one experiment directory (it must hold ``config/`` snapshots)."""
+def load_experiment(root: str | Path, curves: bool = True) -> ExperimentRecord:
+    """Read one experiment directory (it must hold ``config/`` snapshots); ``curves=False`` skips
+    the leaves' training curves (``curve.csv``)."""
     root = Path(root)
     rec = ExperimentRecord(name=root.name, root=root, config=read_config(root))
     rec.tree = PartitionTree.load(root / "tree.json").to_json() if (root / "tree.json").is_file() else None
@@ -103,7 +108,7 @@ def load_experiment(root: str | Path) -> ExperimentRecord:
         result = read_result(leaf_dir / "result.json") if (leaf_dir / "result.json").is_file() else None
         if result is not None:
             rec.leaves[leaf] = result
-        if (leaf_dir / "curve.csv").is_file():
+        if curves and (leaf_dir / "curve.csv").is_file():
             curve = _read_curve(leaf_dir / "curve.csv")
             if curve is not None:
                 rec.curves[leaf] = curve

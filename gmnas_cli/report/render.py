@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 
 from gmnas_cli.infra.errors import ConfigError
 from gmnas_cli.infra.io import atomic_write_text
+from gmnas_cli.report.listing import arch_keys, print_listing
 from gmnas_cli.report.table import Table
 
 FORMATS = ("csv", "md", "tex")
@@ -35,29 +36,25 @@ def flat(table: Table) -> pd.DataFrame:
     return df
 
 
-def fold_arch(text: str) -> str:
-    """An architecture string broken at its natural joints for the console: a NAS-Bench-201 string
-    one edge per line (``+`` ends a node), a DARTS genotype one cell per line; never shortened (issue 16)."""
-    if "|+|" in text:
-        nodes = [[f"|{e}|" for e in node.strip("|").split("|")] for node in text.split("+")]
-        return "+\n".join("\n".join(edges) for edges in nodes)
-    if text.startswith("Genotype("):
-        for key in ("normal_concat=", "reduce=", "reduce_concat="):
-            text = text.replace(f", {key}", f",\n{key}")
-    return text
-
-
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print ``table.display`` as a rich table on stdout; long cells fold onto more lines (never cut)."""
     console = console or Console()
     df = flat(table)
+    # architecture strings (not a method's name in an "Architecture" row label, as paper Table 5's)
+    archs = [c for c in df.columns if c.lower().startswith("arch") and df[c].astype(str).str.len().max() > 24]
+    below: list[tuple[str, str]] = []
+    for col in archs:  # a short key in the row, the strings listed below (readable at 80 columns)
+        keys, listed = arch_keys([str(v) for v in df[col]])
+        df[col] = keys
+        below += listed
     rich = RichTable(title=escape(table.title), show_lines=False)
     for i, col in enumerate(df.columns):
-        left = i < table.display.index.nlevels or col.lower().startswith("arch")
+        left = i < table.display.index.nlevels or col in archs
         rich.add_column(escape(col), justify="left" if left else "right", overflow="fold")
     for row in df.itertuples(index=False):
-        rich.add_row(*[escape(fold_arch(str(v))) for v in row])
+        rich.add_row(*[escape(str(v)) for v in row])
     console.print(rich)
+    print_listing(console, below)
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",

@@ -113,7 +113,7 @@ def damaged_status(root: str | Path, why: str) -> dict[str, Any]:
 def experiment_status(root: str | Path) -> dict[str, Any]:
     """Everything ``gmnas status`` shows about one experiment, as plain JSON-able values; a damaged
     state file is a one-line StageError naming it."""
-    rec = load_experiment(root)
+    rec = load_experiment(root, curves=False)
     if rec.tree is None and any(s in rec.status for s in ("split", "search", "select")):
         raise DamagedState(f"{rec.root / 'tree.json'}: missing although the split is complete; "
                            "`gmnas split force=true` rebuilds the split from the warmup checkpoint")

@@ -10,21 +10,55 @@ from gmnas_cli.benchmarks import load_benchmark
 from gmnas_cli.infra.errors import ConfigError, StageError
 from gmnas_cli.infra.logging import log
 from gmnas_cli.report import ofa_tables  # noqa: F401  (registers table=ofa, ofa_splits)
-from gmnas_cli.report.collect import collect
+from gmnas_cli.report.collect import ExperimentRecord, collect
 from gmnas_cli.report.context import ReportContext
 from gmnas_cli.report.plots import write_plots
 from gmnas_cli.report.render import check_formats, print_table, write_table
+from gmnas_cli.report.split_plots import write_split_plots
 from gmnas_cli.report.tables import TABLES
 from gmnas_cli.spaces import SPACES, SearchSpace
 
 
+def _space(rec: ExperimentRecord) -> str:
+    """The space option: ``nb201_4ops`` is NB201's cell without ``none`` (paper Table 1, section 5)."""
+    name = str(rec.get("space.name", "nb201"))
+    ops = rec.get("space.ops")
+    return "nb201_4ops" if name in ("nb201", "nb201_4ops") and ops is not None and "none" not in ops else name
+
+
+def _varies(records: list[ExperimentRecord], key: str) -> list[str]:
+    values = sorted({str(r.get(key)) for r in records})
+    return values if len(values) > 1 else []
+
+
+def pick_table(records: list) -> tuple[str, str]:
+    """The table ``report.table=auto`` picks and why: the paper's table for the experiments' space
+    and what varies among them. NAS-Bench-201: the selection criterion varying is Table 8, the
+    similarity measure Table 6, rankings in every experiment Table 7; on the 4-op space the split
+    criterion comparison is Table 1; else Table 3 (also for mixed spaces)."""
+    spaces = sorted({_space(r) for r in records})
+    if len(spaces) > 1:
+        return "nb201", f"paper Table 3 layout: the experiments mix spaces ({', '.join(spaces)})"
+    space = spaces[0]
+    own = SPACES[space].report_table if space in SPACES else SearchSpace.report_table
+    if own != SearchSpace.report_table:  # the space's own paper table (SearchSpace.report_table)
+        return own, f"the paper table of the {space} space"
+    if selects := _varies(records, "select.criterion"):
+        return "selection", f"paper Table 8: the selection criterion varies ({', '.join(selects)})"
+    if sims := _varies(records, "criterion.similarity"):
+        return "similarity", f"paper Table 6: the gradient similarity varies ({', '.join(sims)})"
+    if all(r.ranking for r in records):
+        return "ranking", "paper Table 7: every experiment holds a ranking (gmnas rank)"
+    if space == "nb201_4ops":
+        crits = _varies(records, "criterion.name")
+        why = f"the split criterion varies ({', '.join(crits)})" if crits else "its split criteria table"
+        return "criteria", f"paper Table 1: the 4-op NAS-Bench-201 space, {why}"
+    return "nb201", "paper Table 3: the NAS-Bench-201 space"
+
+
 def table_for(records: list) -> str:
-    """The table ``report.table=auto`` picks: the space's own (``SearchSpace.report_table``: Table 3
-    NB201, 4 DARTS, 5 MobileNet and OFA) when every experiment shares one registered space, else the
-    default space table (NAS-Bench-201's Table 3, the default before ``auto``)."""
-    spaces = {str(r.get("space.name")) for r in records}
-    name = spaces.pop() if len(spaces) == 1 else None
-    return SPACES[name].report_table if name in SPACES else SearchSpace.report_table
+    """The name of the table ``report.table=auto`` picks (``pick_table``)."""
+    return pick_table(records)[0]
 
 
 def main(cfg: DictConfig) -> None:
@@ -45,11 +79,15 @@ def main(cfg: DictConfig) -> None:
     metric = str(OmegaConf.select(cfg, "benchmark.metric", default="") or "") if bench is not None else ""
     ctx = ReportContext(bench=bench, metric=metric)
     if name == "auto":
-        name = table_for(records)
+        name, why = pick_table(records)
+        print(f"report.table=auto: {name} ({why}); report.table=<name> picks another", flush=True)
     table = TABLES[name](records, ctx)
     print_table(table)
     out = Path(str(rep.out)) if str(rep.out) else Path(str(cfg.out_dir)) / "report"
     written = write_table(table, out, formats)
     if rep.plots:
         written += write_plots(records, ctx, out / "plots")
+        for rec in records:  # what each experiment's split decided (paper Appendix B.1)
+            selected = (rec.selection or {}).get("leaf")
+            written += write_split_plots(rec.name, rec.tree, rec.leaves, selected, out / "plots" / f"split_{rec.name}")
     log.info(f"report: {len(records)} experiments -> {len(written)} files in {out}")

@@ -26,7 +26,7 @@ from gmnas_cli.infra.logging import console
 from gmnas_cli.pipeline.runtime import Runtime
 from gmnas_cli.pipeline.stage import run_stage
 from gmnas_cli.report.groups import DATASET_NAMES
-from gmnas_cli.report.render import fold_arch
+from gmnas_cli.report.listing import print_listing
 from gmnas_cli.selection.halving import successive_halving
 
 
@@ -89,14 +89,16 @@ def show(selection: dict[str, Any]) -> None:
                        else f"supernet {selection['criterion']} on the held-out half")
     table = Table(title=escape(f"selection by {selection['criterion']}. Data set: {DATASET_NAMES.get(ds, ds)}; "
                                f"metric: {basis}"))
-    for col in ("leaf", "val_loss", "val_acc", "benchmark", "arch"):
+    for col in ("leaf", "val_loss", "val_acc", "benchmark"):
         table.add_column(col, overflow="fold")
+    below = []
     for c in selection["candidates"]:
         mark = "*" if c["leaf"] == selection["leaf"] else ""
         bench = ", ".join(f"{k} {'no figure' if v is None else f'{v:.2f}'}" for k, v in (c.get("benchmark") or {}).items())
-        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench,
-                      escape(fold_arch(str(c["arch"]))))
+        table.add_row(f"{c['leaf']}{mark}", f"{c['val_loss']:.4f}", f"{c['val_acc']:.4f}", bench or "-")
+        below.append((f"leaf {c['leaf']}{mark}", str(c["arch"])))
     console.print(table)
+    print_listing(console, below, "architectures (* selected)")  # under the table: readable at 80 columns
 
 
 def main(cfg: DictConfig) -> None:

@@ -14,6 +14,7 @@ from gmnas_cli.experiment.directory import STAGE_ORDER
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import strict_json
 from gmnas_cli.report.collect import find_experiments
+from gmnas_cli.report.listing import arch_keys, print_listing
 from gmnas_cli.report.status import damaged_status, experiment_status
 
 
@@ -38,17 +39,33 @@ def _figure(st: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in bench.items() if isinstance(v, (int, float))) or "-"
 
 
-def overview(rows: list[dict[str, Any]], out_dir: str) -> Table:
-    table = Table(title=f"experiments in {out_dir}", show_lines=True)
-    for col in ("experiment", *STAGE_ORDER, "leaves", "selected architecture", "result", "time"):
+def _progress(st: dict[str, Any]) -> str:
+    """How many stages are done, and the one that is running or interrupted."""
+    states = st["stages"]
+    done = sum(1 for s in STAGE_ORDER if states[s]["state"] == "done")
+    text = f"{done}/{len(STAGE_ORDER)} done"
+    for s in STAGE_ORDER:
+        if states[s]["state"] in ("running", "interrupted"):
+            text += f", {s} " + _stage_cell({**states[s], "detail": ""})
+    return text
+
+
+def overview(rows: list[dict[str, Any]], out_dir: str) -> tuple[Table, list[tuple[str, str]]]:
+    """One row per experiment (stages done, the one in progress, leaves, result, time); the
+    progress details and the selected architectures are listed below the table."""
+    table = Table(title=f"experiments in {out_dir}", show_lines=False)
+    table.add_column("experiment", no_wrap=True)  # names stay whole; the other cells fold
+    for col in ("stages", "leaves", "arch", "result", "time"):
         table.add_column(col, overflow="fold")
-    for st in rows:
-        table.add_row(st["name"], *[_stage_cell(st["stages"][s]) for s in STAGE_ORDER], str(st["leaves"] or "-"),
-                      st["selected_arch"] or "-", _figure(st), _seconds(st["seconds"]))
-    return table
+    keys, archs = arch_keys([st["selected_arch"] for st in rows])
+    below = []
+    for st, key in zip(rows, keys):
+        table.add_row(st["name"], _progress(st), str(st["leaves"] or "-"), key, _figure(st), _seconds(st["seconds"]))
+        below += [(f"{st['name']} {s}", st["stages"][s]["detail"]) for s in STAGE_ORDER if st["stages"][s]["detail"]]
+    return table, below + archs
 
 
-def detail(st: dict[str, Any]) -> list[Table]:
+def detail(st: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str]]]:
     stages = Table(title=f"{st['name']} ({st['root']})")
     for col in ("stage", "state", "progress", "time"):
         stages.add_column(col, overflow="fold")
@@ -56,13 +73,16 @@ def detail(st: dict[str, Any]) -> list[Table]:
         v = st["stages"][s]
         stages.add_row(s, _stage_cell({**v, "detail": ""}), v["detail"] or "", _seconds(v["seconds"]))
     leaves = Table(title=f"leaves ({st['leaves']}); result: {_figure(st)}")
-    for col in ("leaf", "node", "architecture", "val_loss", "val_acc"):
+    for col in ("leaf", "node", "val_loss", "val_acc"):
         leaves.add_column(col, overflow="fold")
+    below = []
     for leaf in st["leaf_results"]:
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        leaves.add_row(f"{leaf['index']}{' *' if leaf['selected'] else ''}", str(leaf["node"]),
-                       leaf["arch"] or "-", fmt(leaf["val_loss"]), fmt(leaf["val_acc"]))
-    return [stages, leaves]
+        name = f"{leaf['index']}{' *' if leaf['selected'] else ''}"
+        leaves.add_row(name, str(leaf["node"]), fmt(leaf["val_loss"]), fmt(leaf["val_acc"]))
+        if leaf["arch"]:
+            below.append((f"leaf {name}", leaf["arch"]))
+    return [stages, leaves], below
 
 
 def main(cfg: DictConfig) -> None:
@@ -89,7 +109,11 @@ def main(cfg: DictConfig) -> None:
     if not rows:
         console.print(f"no experiments in {out_dir}")
     elif cfg.name:
-        for table in detail(rows[0]):
+        tables, below = detail(rows[0])
+        for table in tables:
             console.print(table)
+        print_listing(console, below, "architectures (* selected)")
     else:
-        console.print(overview(rows, str(out_dir)))
+        table, below = overview(rows, str(out_dir))
+        console.print(table)
+        print_listing(console, below, "progress and selected architectures")

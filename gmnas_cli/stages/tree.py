@@ -1,5 +1,6 @@
 """``gmnas tree name=...``: the partition tree with split edges, op groups, cut costs, and each
-leaf's search result (derived architecture, supernet validation loss/accuracy)."""
+leaf's search result (derived architecture, supernet validation loss/accuracy); ``tree.plot=true``
+also writes its figures (``report/split_plots.py``) to ``<out_dir>/<name>/plots``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gmnas_cli.experiment.directory import Experiment
 from gmnas_cli.experiment.tree import PartitionTree
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.infra.io import read_json
+from gmnas_cli.infra.logging import log
 
 
 def main(cfg: DictConfig) -> None:
@@ -24,3 +26,9 @@ def main(cfg: DictConfig) -> None:
             results[leaf.id] = read_json(path)
     selected = read_json(exp.selection_path).get("leaf") if exp.selection_path.exists() else None
     Console().print(tree.render(results=results, selected=selected))
+    if bool(cfg.tree.plot):
+        # matplotlib only when asked: the plain tree stays a sub-second command
+        from gmnas_cli.report.split_plots import write_split_plots
+
+        written = write_split_plots(exp.name, tree.to_json(), results, selected, exp.root / "plots")
+        log.info(f"tree: {len(written)} figures in {exp.root / 'plots'}")
