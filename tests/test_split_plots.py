@@ -8,10 +8,7 @@ import json
 from matplotlib.patches import Rectangle
 
 from gmnas_cli.report.split_plots import short_op, split_figure
-from tests import _reliability
 from tests._reliability import copy_experiment, run_inproc
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 
 def test_heatmap_per_scored_edge_with_the_partition_outlined():

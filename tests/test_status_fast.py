@@ -7,10 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests import _reliability
 from tests.conftest import REPO
-
-small_ref = _reliability.small_ref  # the shared clean run (a session fixture)
 
 HEAVY = ("torch", "pandas", "matplotlib", "gmnas_cli.spaces", "gmnas_cli.algorithms")
 
