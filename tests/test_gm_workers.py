@@ -62,5 +62,7 @@ def test_parallel_workers_after_a_multithreaded_parent_finish_and_agree(cfg_fact
     assert (par.edge, par.groups) == (seq2.edge, seq2.groups) == (seq1.edge, seq1.groups)
     assert par.scores == seq1.scores
     for e, s in par.scores.items():
-        # fp32 gradient sums split over 1 or 2 threads round differently (measured: 1.4e-5 here)
-        np.testing.assert_allclose(s["distance"], seq2.scores[e]["distance"], rtol=0, atol=1e-4)
+        # fp32 gradient sums split over 1 or 2 threads round differently, by an amount that depends on
+        # the CPU's kernels (measured 1.4e-5 on one machine, 1.7e-3 on another, distances 0.3-0.9):
+        # what the workers guarantee is the decision and the 1-thread scores bitwise, asserted above.
+        np.testing.assert_allclose(s["distance"], seq2.scores[e]["distance"], rtol=1e-2, atol=1e-3)

@@ -48,8 +48,8 @@ def make_experiment(tmp_path: Path, seed: int, figures: list[dict[str, float] | 
     write_json(exp.tree_path, {"nodes": [
         {"id": 0, "parent": None, "depth": 0, "mask": mask, "created_epoch": 0,
          "split": {"edge": "1<-0", "groups": [NB201_OPS[:3], NB201_OPS[3:]], "children": [1, 2], "scores": {}}},
-        {"id": 1, "parent": 0, "depth": 1, "mask": mask, "created_epoch": 15},
-        {"id": 2, "parent": 0, "depth": 1, "mask": mask, "created_epoch": 15}]})
+        {"id": 1, "parent": 0, "depth": 1, "mask": {**mask, "1<-0": NB201_OPS[:3]}, "created_epoch": 15},
+        {"id": 2, "parent": 0, "depth": 1, "mask": {**mask, "1<-0": NB201_OPS[3:]}, "created_epoch": 15}]})
     cands = []
     for k, (leaf, arch) in enumerate(zip((1, 2), archs)):
         result = {"leaf": leaf, "arch": arch, "val_loss": 0.5 + 0.1 * k + 0.01 * seed, "val_acc": 0.8 - 0.1 * k,

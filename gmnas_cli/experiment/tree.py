@@ -138,8 +138,19 @@ class PartitionTree:
         return tree
 
     def validate(self, where: str | Path = "tree.json") -> None:
-        """Check the tree is consistent: ids, parents, and children partitioning their parent."""
+        """Check the tree is consistent: ids, parents, masks within the space's edges and ops, and
+        children partitioning their parent."""
+        space_ops, space_edges = self.meta.get("ops"), self.meta.get("edges")
         for i, n in enumerate(self.nodes):
+            if isinstance(space_edges, list) and sorted(n.mask) != sorted(space_edges):
+                raise StageError(f"{where}: node {i}'s mask names edges {sorted(n.mask)}, not the space's "
+                                 f"{space_edges}")
+            if isinstance(space_ops, list):
+                for e, enabled in n.mask.items():
+                    unknown = [o for o in enabled if o not in space_ops]
+                    if unknown:
+                        raise StageError(f"{where}: node {i} enables {unknown} on edge {e!r}, which are not "
+                                         f"ops of the space {space_ops}")
             if n.id != i:
                 raise StageError(f"{where}: node at position {i} has id {n.id}")
             if (n.parent is None) != (i == 0):

@@ -219,6 +219,12 @@ class SearchSpace(ABC):
     algorithms: tuple[str, ...] | None = None
     # ``gmnas report report.table=auto``: the table of experiments that all searched this space.
     report_table: str = "nb201"
+
+    @classmethod
+    def criteria_table(cls, ops: list[str]) -> str | None:
+        """``gmnas report report.table=auto``: the table that compares split criteria on this space with
+        ``ops`` when the paper has one (NB201's 4-op variant: Table 1), else None. Asked per report."""
+        return None
     # ``gmnas arch`` without ``dataset=``: the input its figures are given at (default: CIFAR-10's).
     natural_input: NaturalInput = NaturalInput(32, 3, 10)
     # ``gmnas retrain`` with ``benchmark=`` set: the benchmark's figures replace training from scratch

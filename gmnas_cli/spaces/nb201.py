@@ -194,6 +194,11 @@ class NB201Space(SearchSpace):
     retrain_by_benchmark = True  # NAS-Bench-201's tables hold every cell's trained figures (Dong & Yang 2020)
 
     @classmethod
+    def criteria_table(cls, ops: list[str]) -> str | None:
+        """The 4-op space without ``none``: paper Table 1 compares the split criteria there."""
+        return None if "none" in ops else "criteria"
+
+    @classmethod
     def experiment_label(cls, cfg: Any) -> str:
         """``nb201``, or ``nb2014`` for the 4-op space without ``none`` (paper Table 1)."""
         return str(cfg.space.name) + ("" if "none" in cfg.space.ops else "4")

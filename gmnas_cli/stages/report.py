@@ -19,11 +19,10 @@ from gmnas_cli.report.tables import TABLES
 from gmnas_cli.spaces import SPACES, SearchSpace
 
 
-def _space(rec: ExperimentRecord) -> str:
-    """The space option: ``nb201_4ops`` is NB201's cell without ``none`` (paper Table 1, section 5)."""
-    name = str(rec.get("space.name", "nb201"))
+def _space(rec: ExperimentRecord) -> tuple[str, tuple[str, ...]]:
+    """The searched space: its option name and its ops (NB201's 4-op variant differs by its ops)."""
     ops = rec.get("space.ops")
-    return "nb201_4ops" if name in ("nb201", "nb201_4ops") and ops is not None and "none" not in ops else name
+    return str(rec.get("space.name", SearchSpace.report_table)), tuple(ops) if ops is not None else ()
 
 
 def _varies(records: list[ExperimentRecord], key: str) -> list[str]:
@@ -38,22 +37,23 @@ def pick_table(records: list) -> tuple[str, str]:
     criterion comparison is Table 1; else Table 3 (also for mixed spaces)."""
     spaces = sorted({_space(r) for r in records})
     if len(spaces) > 1:
-        return "nb201", f"paper Table 3 layout: the experiments mix spaces ({', '.join(spaces)})"
-    space = spaces[0]
-    own = SPACES[space].report_table if space in SPACES else SearchSpace.report_table
-    if own != SearchSpace.report_table:  # the space's own paper table (SearchSpace.report_table)
-        return own, f"the paper table of the {space} space"
+        shown = ", ".join(sorted({f"{n} ({len(o)} ops)" for n, o in spaces}))
+        return SearchSpace.report_table, f"paper Table 3 layout: the experiments mix spaces ({shown})"
+    space, ops = spaces[0]
+    cls = SPACES[space] if space in SPACES else SearchSpace
+    if cls.report_table != SearchSpace.report_table:  # the space's own paper table (SearchSpace.report_table)
+        return cls.report_table, f"the paper table of the {space} space"
     if selects := _varies(records, "select.criterion"):
         return "selection", f"paper Table 8: the selection criterion varies ({', '.join(selects)})"
     if sims := _varies(records, "criterion.similarity"):
         return "similarity", f"paper Table 6: the gradient similarity varies ({', '.join(sims)})"
     if all(r.ranking for r in records):
         return "ranking", "paper Table 7: every experiment holds a ranking (gmnas rank)"
-    if space == "nb201_4ops":
+    if (criteria := cls.criteria_table(list(ops))) is not None:
         crits = _varies(records, "criterion.name")
         why = f"the split criterion varies ({', '.join(crits)})" if crits else "its split criteria table"
-        return "criteria", f"paper Table 1: the 4-op NAS-Bench-201 space, {why}"
-    return "nb201", "paper Table 3: the NAS-Bench-201 space"
+        return criteria, f"paper Table 1: the {space} space with {len(ops)} ops, {why}"
+    return SearchSpace.report_table, f"paper Table 3: the {space} space"
 
 
 def table_for(records: list) -> str:
