@@ -92,7 +92,7 @@ def render(value: Any) -> str:
 _TEXT = st.text(alphabet=st.sampled_from([chr(c) for c in range(32, 127) if chr(c) not in "'\"\\$"] + ["\x00", "é"]),
                 min_size=1, max_size=40)
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
-# Names that must never become a folder outside out_dir (issue 15).
+# Names that must never become a folder outside out_dir.
 BAD_NAMES = ["..", ".", "../x", "../../x", "/abs/path", "a/b", "a\\b", "a\x00b", "x" * 201, " a", "a b", "~", "$HOME"]
 
 

@@ -123,7 +123,7 @@ def test_second_order_matches_double_backward(nesterov: bool, step: str) -> None
 
 def test_second_order_hvp_under_amp_equals_fp32() -> None:
     """bf16 autocast around the arch step (amp=true) does not reach the unrolled step: the same
-    gradient as in fp32 (fidelity review item 5: under bf16 the HVP had cosine 0.77)."""
+    gradient as in fp32 (under bf16 the HVP had cosine 0.77)."""
     space = build_space(SpaceConfig(name="nb201", ops=NB201_OPS, C=4, N=1), 10, 1)
     torch.manual_seed(0)
     net = space.build_supernet(space.full_mask())

@@ -1,5 +1,5 @@
 """Property tests (hypothesis): every key of the schema refuses generated out-of-range and ill-typed
-values with one line naming the key, before anything is written (issue 15).
+values with one line naming the key, before anything is written.
 
 The keys come from walking the dataclass schema, so keys added later are covered automatically.
 ``GMNAS_WRITE_DOCS=1 pytest tests/test_bad_values.py`` regenerates the per-key table of

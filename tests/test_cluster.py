@@ -1,4 +1,4 @@
-"""Scale-out (issue 14): submitit leaf sweeps with requeue, torchrun data parallelism, multi-node safety."""
+"""Scale-out: submitit leaf sweeps with requeue, torchrun data parallelism, multi-node safety."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-# -- multi-node safety (notes/scale-out-facts.md 7) ---------------------------------------------
+# -- multi-node safety (docs/cluster.md) ---------------------------------------------
 def test_stale_temp_cleanup_spares_other_hosts_and_sibling_leaves(tmp_path, small_ref):
     exp = copy_experiment(small_ref, tmp_path / "out")
     dead = _dead_pid()

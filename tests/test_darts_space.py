@@ -213,7 +213,7 @@ def test_split_three_times_gives_eight_leaves_within_their_masks(tmp_path):
     for leaf in tree.leaves():  # any weights: the derived genotype stays inside the leaf's mask
         arch = sp.derive(torch.rand(len(sp.edges), len(sp.ops), generator=gen), leaf.mask)
         assert sp.arch_in_mask(arch, leaf.mask) and "none" not in arch.values()
-    last = tree.leaves()[-1]  # the search stage on one leaf (one job per leaf, DESIGN.md)
+    last = tree.leaves()[-1]  # the search stage on one leaf (one job per leaf, docs/method-facts.md)
     search.main(OmegaConf.merge(cfg, {"leaf": len(tree.leaves()) - 1}))  # leaf=K: K-th leaf
     res = read_json(exp.search_dir(last.id) / "result.json")
     arch = sp.str_to_arch(res["arch"])
@@ -231,7 +231,7 @@ def test_gm_splits_a_darts_edge_into_balanced_groups(tmp_path):
     tree = PartitionTree.load(Experiment(cfg).tree_path)
     _check_leaves(cfg, tree, 1)
     score = tree[0].split["scores"]["normal:3<-1"]
-    assert "none" not in score["ops"] and len(score["ops"]) == 7  # `none` is not split (DESIGN.md)
+    assert "none" not in score["ops"] and len(score["ops"]) == 7  # `none` is not split (docs/method-facts.md)
     assert len(score["distance"]) == 7 and sorted(len(g) for g in score["groups"]) == [3, 4]
 
 

@@ -29,7 +29,7 @@ def test_metric_follows_the_searched_data_set():
     assert dataset_metric("val_acc", "cifar10", ["val_acc"]) == "val_acc"  # NB301 surrogate
     with pytest.raises(ConfigError, match="no 'cifar100_valid' figure for dataset=cifar100"):
         dataset_metric("cifar10_valid", "cifar100", V11_METRICS)
-    # nb201_v11: the valid figure selects, the test figure is reported (review item 9)
+    # nb201_v11: the valid figure selects, the test figure is reported
     assert dataset_metrics("cifar10_valid", "cifar10", V11_METRICS) == ("cifar10_valid", "cifar10_test")
     assert matching_test_figure("val_acc", ["val_acc"]) is None
 
@@ -90,7 +90,7 @@ V11 = SHARED / "nb201" / "nb201_cifar10_valid_test.csv"
 
 @pytest.mark.skipif(not V11.exists(), reason=f"benchmark table {V11} not present")
 def test_nb201_v11_retrain_result_holds_the_test_figure(cfg_factory):
-    """benchmark=nb201_v11: `metric: cifar10_valid` selects, but the test fields are test (review item 9)."""
+    """benchmark=nb201_v11: `metric: cifar10_valid` selects, but the test fields are test."""
     from gmnas_cli.benchmarks import load_benchmark
     from gmnas_cli.stages.retrain import benchmark_result
 

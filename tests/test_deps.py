@@ -1,4 +1,4 @@
-"""Stages bring their predecessors (issue 16): a stage on a new experiment runs the missing ones
+"""Stages bring their predecessors: a stage on a new experiment runs the missing ones
 first, one line each; completed ones are reused, never redone; ``deps=never`` refuses."""
 
 from __future__ import annotations

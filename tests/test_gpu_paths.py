@@ -85,4 +85,4 @@ def test_gpu_suite_preset_composes(cfg_factory):
     cfg = cfg_factory("experiment=bench_gpu")
     assert str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device) == "cuda"
     assert cfg.bench.schedule and cfg.bench.reference == "xautodl" and cfg.train.batch_size == 64
-    assert supernet_epochs(cfg) == 165  # issue 17: 15 + 2 x 15 + 4 x 30
+    assert supernet_epochs(cfg) == 165  # 15 + 2 x 15 + 4 x 30

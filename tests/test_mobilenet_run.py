@@ -1,4 +1,4 @@
-"""Acceptance of issue 12: ``gmnas run experiment=smoke space=mobilenet algo=proxyless criterion=gm
+"""Acceptance: ``gmnas run experiment=smoke space=mobilenet algo=proxyless criterion=gm
 splits=2 branching=[2,3]`` on a tiny image-folder stand-in (tiny widths, 32x32)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""space=ofa_mbv3 + algo=ofa (issue 13): elastic layers, MACs, formats, cut, evolution, end to end."""
+"""space=ofa_mbv3 + algo=ofa: elastic layers, MACs, formats, cut, evolution, end to end."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_weight_init_is_ofa_he_fout() -> None:
 
 
 def test_paper_size_macs_and_params() -> None:
-    """OFA w1.0: 7.68M params, 121-566 MFLOPs at 224; w1.2: 10.72M, 193-843 (mobilenet-facts 3)."""
+    """OFA w1.0: 7.68M params, 121-566 MFLOPs at 224; w1.2: 10.72M, 193-843 (docs/ofa.md)."""
     for wm, params, lo, hi in ((1.0, 7.68, 121.28, 566.17), (1.2, 10.72, 193.08, 843.10)):
         cfg = make_cfg("outputs", "space=ofa_mbv3", "algo=ofa", f"space.width_mult={wm}")
         sp = build_space(cfg.space, 1000, 3)

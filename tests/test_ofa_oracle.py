@@ -1,6 +1,6 @@
 """Cross-checks against the ``ofa`` package (mit-han-lab/once-for-all, MIT) as a test-only oracle.
 
-``ofa`` is never a runtime dependency (issue 13). These tests run only where it is importable:
+``ofa`` is never a runtime dependency. These tests run only where it is importable:
 ``pip install --no-deps --target /tmp/ofa_oracle ofa==0.1.0.post202307202001 tqdm`` and
 ``PYTHONPATH=/tmp/ofa_oracle pytest tests/test_ofa_oracle.py``. With the same weights, our elastic
 MobileNetV3 and OFA's ``OFAMobileNetV3`` give the same logits for the same ``{ks, e, d}``, and our

@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 paper presets compose and carry DESIGN.md's settings (Appendix D.1)."""
+"""The NAS-Bench-201 paper presets compose and carry docs/method-facts.md's settings (Appendix D.1)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_paper_nb201_preset(preset: str) -> None:
     assert (cfg.space.name, cfg.space.C, cfg.space.N) == ("nb201", 16, 5)
     assert (cfg.dataset.name, cfg.benchmark.name, cfg.benchmark.path) == ("cifar10", "nb201", "bench.csv")
     assert cfg.name == f"{preset}-cifar10-s3"
-    t = cfg.train  # DESIGN.md: batch 48, SGD 0.025 cosine to 0.001, momentum 0.9, Nesterov, clip 5
+    t = cfg.train  # docs/method-facts.md: batch 48, SGD 0.025 cosine to 0.001, momentum 0.9, Nesterov, clip 5
     assert (t.batch_size, t.lr, t.lr_min, t.momentum, t.nesterov, t.grad_clip) == (48, 0.025, 0.001, 0.9, True, 5.0)
     assert t.weight_decay == (1e-4 if rsps else 5e-4)
     assert t.max_steps_per_epoch == 0 and cfg.dataset.limit == 0

@@ -24,7 +24,7 @@ def test_rank_on_smoke(cfg_factory, capsys):
     out = rank.rank(cfg)
     printed = capsys.readouterr().out
     assert out["n"]["all"] == 30
-    # Top sets are the top k% of the 4-op space's own 4096 architectures (paper Table 7; review item 10).
+    # Top sets are the top k% of the 4-op space's own 4096 architectures (paper Table 7).
     assert out["population"] == 4096
     assert [out["n"][f"top_{p}"] for p in ("0.2", "0.5", "1")] == [8, 20, 41]
     for name, n in out["n"].items():

@@ -106,7 +106,7 @@ def test_lookup_when_selection_has_no_figures(tmp_path: Path) -> None:
                          "cifar100_test": "CIFAR100TestAccuracy200Epochs"}}
     main(make_cfg(tmp_path, benchmark=bench, report={"formats": ["md"], "plots": False}))
     md = (tmp_path / "report" / "nb201.md").read_text()
-    assert "94.37" in md and "94.37 ±" not in md  # one seed: the value alone (issue 16)
+    assert "94.37" in md and "94.37 ±" not in md  # one seed: the value alone
     assert "optimal" in md  # the benchmark's best, as paper Table 3's last row
 
 
@@ -218,7 +218,7 @@ def test_console_lists_architecture_strings_below_the_table(two_seeds: Path) -> 
 
 
 def test_valid_metric_drives_selection_but_test_columns_show_test(tmp_path: Path) -> None:
-    """nb201_v11 (review item 9): benchmark.metric=cifar10_valid; the reported accuracy is the test figure."""
+    """nb201_v11: benchmark.metric=cifar10_valid; the reported accuracy is the test figure."""
     v11 = [{"cifar10_valid": 90.0, "cifar10_test": 93.5}, {"cifar10_valid": 91.0, "cifar10_test": 92.5}]
     make_experiment(tmp_path, 0, v11, [ARCH_A, ARCH_B], benchmark={"metric": "cifar10_valid"})
     main(make_cfg(tmp_path, report={"table": "criteria", "formats": ["csv"], "plots": False}))

@@ -1,4 +1,4 @@
-"""Issue 15's examples and acceptance: range errors before any write, a corrected command that then
+"""Examples and acceptance: range errors before any write, a corrected command that then
 runs without force, plain experiment names, no code executed from checkpoints or benchmark files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Successive halving's official protocol (fidelity review item 7): rungs are epoch windows of the
+"""Successive halving's official protocol: rungs are epoch windows of the
 candidates' real retrain runs, ranked on the held-out half, resumable after a kill."""
 
 from __future__ import annotations

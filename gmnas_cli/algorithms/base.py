@@ -1,4 +1,4 @@
-"""Base weight-sharing algorithm with hooks (DESIGN.md "Shape of the code").
+"""Base weight-sharing algorithm with hooks (docs/design.md).
 
 An algorithm owns the architecture parameters and decides, for every forward pass, the edge
 weights and which ops are computed (relaxed, sampled or single path), always restricted to the
@@ -86,7 +86,7 @@ class Algorithm:
         return self.probabilities().detach(), None
 
     def score_weights(self, gen: torch.Generator) -> tuple[torch.Tensor, Active | None]:
-        """Other edges' weighting during GM scoring (DESIGN.md): the algorithm's own, detached."""
+        """Other edges' weighting during GM scoring (docs/method-facts.md): the algorithm's own, detached."""
         w, active = self.train_weights(gen)
         return w.detach(), active
 

@@ -16,7 +16,7 @@ are restored exactly afterwards (gradients come from ``autograd.grad``, so no ``
 the weights is touched); only alpha, its gradient and its optimizer change.
 
 The whole step runs in fp32 whatever ``amp`` says: bf16 cannot resolve the finite-difference
-perturbation eps = 0.01 / ||v|| (fidelity review item 5; the official code is fp32 throughout).
+perturbation eps = 0.01 / ||v|| (the official code is fp32 throughout).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Latency look-up tables in ProxylessNAS's layout (``mobile_trim.yaml``), read from a user path.
 
-Keys as ProxylessNAS ``LatencyEstimator.predict`` (notes/mobilenet-facts.md 2): ``Conv`` (first
+Keys as ProxylessNAS ``LatencyEstimator.predict`` (docs/mobilenet.md): ``Conv`` (first
 conv), ``expanded_conv`` (every MBConv block, with ``expand``, ``kernel``, ``stride`` and
 ``idskip``), ``Conv_1`` (feature mix) and ``Logits`` (classifier); shapes are ``HxWxC``; each
 entry's ``mean`` is in ms. A ``zero`` block costs nothing. The table is never downloaded.

@@ -1,4 +1,4 @@
-"""ProxylessNAS (Cai et al. 2019) with binary gates, mode ``full_v2`` (notes/mobilenet-facts.md 1a, 2).
+"""ProxylessNAS (Cai et al. 2019) with binary gates, mode ``full_v2`` (docs/mobilenet.md).
 
 Every weight step trains one path sampled from the masked softmax of alpha (ProxylessNAS
 ``binarize``: ``multinomial(probs * enc)``); only the sampled op of each block is computed. The

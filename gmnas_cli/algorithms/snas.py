@@ -2,7 +2,7 @@
 
 Every forward pass draws per edge ``softmax((alpha + G) / tau)`` over the enabled ops only
 (disabled ops get exactly 0 and are never computed), G ~ Gumbel(0, 1) from the passed generator.
-alpha is trained bilevel by Adam on the architecture half (DESIGN.md), through the sample. The
+alpha is trained bilevel by Adam on the architecture half (docs/method-facts.md), through the sample. The
 temperature anneals linearly from ``tau_max`` to ``tau_min`` as the official GM-NAS
 ``TempScheduler``: tau(e) = tau_min + (1 - e/T)(tau_max - tau_min), over the whole run in the
 warmup/split phase (T = all epochs; children inherit the parent's epoch) and restarted over the

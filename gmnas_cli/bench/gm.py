@@ -1,11 +1,11 @@
 """``gmnas bench``: one leaf split's GM scoring, ours against the official scoring loop.
 
-* **Official reference** (issue 17, item 3): xautodl's NAS-Bench-201 ``DARTS-V1`` supernet (the
+* **Official reference**: xautodl's NAS-Bench-201 ``DARTS-V1`` supernet (the
   network of the official GM-NAS NB201 code, same step time) driven by the official per-edge
   scoring loop on each minibatch: per op, the scored edge's weight row one-hot on that op and the
   other rows the softmax of alpha, one full forward (every op of every edge computed, weighted),
   one full backward (every parameter's gradient), the shared gradients flattened (every cell's
-  edges but the scored one, plus the reduction blocks: DESIGN.md); then the minibatch's
+  edges but the scored one, plus the reduction blocks: docs/method-facts.md); then the minibatch's
   ``1 - cos`` distance matrix. A leaf split averages ``criterion.batches`` minibatches per edge.
 * **Ours**: ``gm_fast.op_gradients`` (shared prefix once; ``criterion.batched_ops``) and the
   same distance matrix, on the same minibatches; with ``criterion.early_stop`` the split stops

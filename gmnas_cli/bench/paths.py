@@ -1,4 +1,4 @@
-"""``bench.paths=true``: each fast path against its plain twin, same inputs, one run (issue 17).
+"""``bench.paths=true``: each fast path against its plain twin, same inputs, one run.
 
 * ``search_step_paths``: the search step with every cell node's edges grouped (one computation per
   node and op, ``spaces/darts/grouped.py``) and edge by edge; ``grouping_ratio`` = per-edge / grouped.

@@ -1,9 +1,9 @@
-"""``bench.schedule=true``: the configured search schedule timed end to end (issue 17, item 1).
+"""``bench.schedule=true``: the configured search schedule timed end to end.
 
 The real stages (``warmup``, ``split`` with its GM scoring, ``search`` of every leaf) run in a
 temporary experiment directory on ``dataset=synthetic`` images of ``bench.image_size`` (3
 channels, 10 classes; ``bench.schedule_images`` training images, of which half train the weights
-and half alpha, as DESIGN.md splits CIFAR-10), with the configured space, algorithm, criterion,
+and half alpha, as docs/method-facts.md splits CIFAR-10), with the configured space, algorithm, criterion,
 batch size and epochs. ``experiment=bench_gpu`` sets the NAS-Bench-201 GM + DARTS paper schedule:
 warmup 15 epochs, splits at 15 and 30 (2 children, then 4 leaves), 30 search epochs per leaf:
 15 + 2 x 15 + 4 x 30 = 165 supernet-epochs of 25,000 images plus the GM scoring.

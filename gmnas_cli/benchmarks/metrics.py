@@ -2,8 +2,8 @@
 
 ``benchmark.metric`` names a figure such as ``cifar10_test`` or ``cifar10_valid``. A search on
 CIFAR-100 or ImageNet16-120 must be selected and ranked by that data set's figure of the same
-split (``cifar100_test``), never by CIFAR-10's (fidelity review item 8); reported test columns
-always show the test figure even when the valid figure drives selection (review item 9, e.g.
+split (``cifar100_test``), never by CIFAR-10's; reported test columns
+always show the test figure even when the valid figure drives selection (e.g.
 ``benchmark=nb201_v11``). Figures not named ``<dataset>_<split>`` (the NB301 surrogate's
 ``val_acc``) are used as they are.
 """

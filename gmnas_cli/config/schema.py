@@ -2,7 +2,7 @@
 
 Every YAML file under ``conf/`` is merged into these typed nodes, so an unknown key or a
 wrongly typed value fails at start-up, naming the key. Defaults trace to the paper
-(Appendix D) or to ``DESIGN.md``; the comments say which.
+(Appendix D) or to ``docs/method-facts.md``; the comments say which.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gmnas_cli.config.bounds import bounded, rule
 # Op names: letters, digits and _.+- (no spaces, quotes or path separators).
 IDENT = r"[A-Za-z0-9_.+-]+"
 IDENT_HINT = "names of letters, digits and _.+-"
-# An experiment name is one plain folder name (issue 15): no path separator, not "." or "..".
+# An experiment name is one plain folder name: no path separator, not "." or "..".
 NAME = r"(?!\.\.?$)[A-Za-z0-9_.=,+-]{0,200}"
 NAME_HINT = ("one plain folder name of at most 200 letters, digits and -_.=,+ (no '/', not '.' or '..'; "
              "out_dir=... says where experiments live)")
@@ -112,10 +112,10 @@ class SpaceConfig:
 
     name: str = MISSING
     ops: list[str] = bounded(MISSING, min_len=1, pattern=IDENT, hint=IDENT_HINT)  # candidate ops, in the space's canonical order
-    C: int = bounded(16, ge=1)  # NB201: C=16 (DESIGN.md); DARTS supernet: C=16
-    N: int = bounded(5, ge=0)  # cells per stage; NB201: 5 (DESIGN.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
+    C: int = bounded(16, ge=1)  # NB201: C=16 (docs/method-facts.md); DARTS supernet: C=16
+    N: int = bounded(5, ge=0)  # cells per stage; NB201: 5 (docs/method-facts.md); DARTS: 2 normal cells per stage = 8 cells (D.2)
     nodes: int = bounded(4, ge=1)  # intermediate nodes per cell
-    unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT, hint=IDENT_HINT)  # DARTS: ["none"] (DESIGN.md)
+    unsplittable_ops: list[str] = bounded(default_factory=list, pattern=IDENT, hint=IDENT_HINT)  # DARTS: ["none"] (docs/method-facts.md)
     split_cells: list[str] = bounded(default_factory=lambda: ["normal"], choices=["normal", "reduce"], min_len=1)  # DARTS: normal cells only
     # Keys of one or two spaces (declared where each registers, e.g. ``SPACES.register("mobilenet", keys=...)``);
     # refused on a run of another space. mobilenet: ProxylessNAS widths; ofa_mbv3: width_mult, stages, expand_ratios.
@@ -153,17 +153,17 @@ class AlgoConfig:
 
     name: str = MISSING
     order: int = bounded(1, choices=[1, 2])  # DARTS: 1st or 2nd order
-    arch_lr: float = bounded(3e-4, gt=0)  # Adam on alpha (Appendix D / DESIGN.md)
+    arch_lr: float = bounded(3e-4, gt=0)  # Adam on alpha (Appendix D / docs/method-facts.md)
     arch_betas: list[float] = bounded(default_factory=lambda: [0.5, 0.999], ge=0, lt=1, min_len=2, max_len=2)  # Adam
     arch_weight_decay: float = bounded(1e-3, ge=0)
-    tau_max: float = bounded(1.0, gt=0)  # SNAS/GDAS temperature schedule (DESIGN.md: 1 -> 0.1)
+    tau_max: float = bounded(1.0, gt=0)  # SNAS/GDAS temperature schedule (docs/method-facts.md: 1 -> 0.1)
     tau_min: float = bounded(0.1, gt=0)
     eval_archs: int = bounded(200, ge=1)  # RSPS: distinct sampled paths scored at derivation (official rsws_project: 200)
     eval_batches: int = bounded(0, ge=0)  # RSPS: architecture-half minibatches per path; 0: the whole half (official)
     eval_batch_size: int = bounded(0, ge=0)  # RSPS derivation minibatch size; 0: train.batch_size (official valid_queue)
     unrolled_eps: float = bounded(0.01, gt=0)  # DARTS 2nd order finite-difference scale (Liu et al. 2019)
     unrolled_step: UnrolledStep = UnrolledStep.official  # official _compute_unrolled_model (also with Nesterov)
-    # algo=ofa: progressive shrinking (OFA upstream, notes/mobilenet-facts.md 3). The kernel phase is the
+    # algo=ofa: progressive shrinking (OFA upstream, docs/mobilenet.md). The kernel phase is the
     # warmup/split phase (train.*); leaves then finish it and run the depth and expand phases.
     full_epochs: int = bounded(180, ge=0)  # the full network k7/e6/d4 first (GM fork `normal`: 180)
     full_lr: float = bounded(0.1625, gt=0)
@@ -193,7 +193,7 @@ rule("algo.tau_min <= algo.tau_max")  # the temperature anneals downwards (SNAS/
 
 @dataclass
 class TrainConfig:
-    """Supernet weight training (Appendix D / DESIGN.md, NB201 settings)."""
+    """Supernet weight training (Appendix D / docs/method-facts.md, NB201 settings)."""
 
     batch_size: int = bounded(48, ge=1)
     lr: float = bounded(0.025, gt=0)
@@ -228,7 +228,7 @@ class DatasetConfig:
     image_size: int = bounded(32, ge=1)
     limit: int = bounded(0, ge=0)  # 0: all images; >0 keeps the first `limit` training images (smoke tests)
     test_limit: int = bounded(0, ge=0)
-    # imagenet only: held-out architecture split; 0: the second half by index (DESIGN.md), >0: that
+    # imagenet only: held-out architecture split; 0: the second half by index (docs/method-facts.md), >0: that
     # many training images, class-balanced and seeded (ProxylessNAS valid_size: 10000)
     valid_size: int = bounded(0, ge=0)
     loader: str = bounded("auto", choices=["auto", "memory", "stream"])  # imagenet: auto picks by size
@@ -240,7 +240,7 @@ class CriterionConfig:
     """Splitting criterion; ``name`` keys ``CRITERIA`` (gm, exhaustive, random, none)."""
 
     name: str = MISSING
-    batches: int = bounded(100, ge=1)  # GM: minibatches averaged (DESIGN.md)
+    batches: int = bounded(100, ge=1)  # GM: minibatches averaged (docs/method-facts.md)
     similarity: Similarity = Similarity.cosine  # paper Table 6
     edge_selection: Any = "cut_cost"  # "cut_cost" | "random" (one permutation: same edges in every branch) | "random_per_node" | edge list
     cut: Cut = Cut.balanced  # Eqn. 3, Appendix B.3's ncut, or the official DARTS-space `within` rule
@@ -331,7 +331,7 @@ class BenchmarkConfig:
     columns: dict[str, str] = field(default_factory=dict)  # metric name -> column
     metric: str = ""  # the metric `select.criterion=max` maximises
     epoch: int = bounded(98, ge=1, le=98)  # NB301 surrogate query epoch (the surrogate covers 1..98)
-    trust_pickle: bool = False  # official NB201 .pth/.pickle files run pickled code on load: opt in (issue 15)
+    trust_pickle: bool = False  # official NB201 .pth/.pickle files run pickled code on load: opt in
 
 
 @dataclass
@@ -350,7 +350,7 @@ class RankConfig:
 
     samples: int = bounded(200, ge=1)  # uniformly sampled architectures for the "all" row
     top: list[float] = bounded(default_factory=lambda: [0.2, 0.5, 1.0], gt=0, le=100)  # top percent by benchmark
-    batches: int = bounded(0, ge=0)  # 0: the whole held-out half per estimate (review item 10); k: first k minibatches
+    batches: int = bounded(0, ge=0)  # 0: the whole held-out half per estimate; k: first k minibatches
     estimate: str = bounded("val_acc", choices=["val_acc", "neg_val_loss"])  # val_acc | neg_val_loss
 
 
@@ -432,7 +432,7 @@ class Config:
     seed: int = bounded(0, ge=0, lt=2**63)
     device: Device = Device.auto
     deterministic: bool = False
-    warmup_epochs: int = bounded(15, ge=0)  # NB201 DARTS/SNAS: splits at epochs 15 and 30 (DESIGN.md)
+    warmup_epochs: int = bounded(15, ge=0)  # NB201 DARTS/SNAS: splits at epochs 15 and 30 (docs/method-facts.md)
     splits: int = bounded(2, ge=0)
     branching: Any = 2  # one value, or a list with one value per split
     search_epochs: int = bounded(30, ge=0)
@@ -443,7 +443,7 @@ class Config:
     split_train_arch: bool = False
     force: bool = False
     resume: Resume = Resume.auto
-    deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors (issue 16); never: refuse
+    deps: Deps = Deps.auto  # auto: a stage first runs its missing predecessors; never: refuse
     leaf: Any = None  # search: one leaf id (None: all leaves)
     amp: bool = False  # CUDA only: bf16 autocast of supernet training, GM gradients and retrain (official: fp32; docs/fidelity.md)
     channels_last: bool = True  # NHWC supernets on CPU and CUDA (CPU: 1.2x per search step, docs/performance.md); retrain: CUDA only
@@ -453,7 +453,7 @@ class Config:
     threads: int = bounded(0, ge=0)  # CPU threads for torch (0: the CPUs this process may use, infra/threads.py); bitwise CPU determinism needs the same value
     # Shards of each global batch (train/retrain.batch_size) with per-shard BatchNorm statistics and
     # gradients averaged over shards; 0: one per rank (torchrun). Same value => same numbers on any
-    # number of ranks (gmnas_cli/infra/distributed.py, issue 14).
+    # number of ranks (gmnas_cli/infra/distributed.py).
     batch_shards: int = bounded(0, ge=0)
 
 

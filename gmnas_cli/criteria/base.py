@@ -1,4 +1,4 @@
-"""Splitting criteria: (supernet, leaf, data) -> an edge and op groups (DESIGN.md)."""
+"""Splitting criteria: (supernet, leaf, data) -> an edge and op groups (docs/method-facts.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """In-memory image data, the weights/architecture split by index, and batching on the device.
 
-DESIGN.md: the training set is split by index; the first half trains the weights (and gives the
+docs/method-facts.md: the training set is split by index; the first half trains the weights (and gives the
 GM gradients), the second half trains the architecture parameters and ranks leaves. The test
 split stays apart and is only read by benchmark-free final evaluation (`retrain`).
 """

@@ -1,4 +1,4 @@
-"""The experiment directory ``outputs/<name>/`` through which stages hand over (DESIGN.md).
+"""The experiment directory ``outputs/<name>/`` through which stages hand over (docs/method-facts.md).
 
 Layout::
 
@@ -163,7 +163,7 @@ class Experiment:
         """Refuse a rerun into this experiment with a different config (unless force=true).
 
         Only stages that actually ran count: the snapshot of a run that failed before it wrote any
-        artefact does not stop the corrected command (issue 15)."""
+        artefact does not stop the corrected command."""
         if self.cfg.force:
             return
         mine = comparable(identity(self.cfg, stage, self.device_type))
@@ -190,7 +190,7 @@ class Experiment:
         """Write the composed config of ``stage`` (YAML for people, JSON for checks)."""
         cfg_dir = self.root / "config"
         snap = self.cfg
-        if snap.leaf is not None:  # the stage's config, the same for every job of `-m leaf=...` (issue 14)
+        if snap.leaf is not None:  # the stage's config, the same for every job of `-m leaf=...`
             snap = copy.deepcopy(snap)
             snap.leaf = None
         atomic_write_text(cfg_dir / f"{stage}.yaml", OmegaConf.to_yaml(snap, resolve=True))

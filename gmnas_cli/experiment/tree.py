@@ -1,4 +1,4 @@
-"""The partition tree (DESIGN.md "The experiment directory"), persisted as ``tree.json``.
+"""The partition tree (docs/experiment-directory.md), persisted as ``tree.json``.
 
 Per node: ``id``, ``parent``, ``depth``, ``mask`` (edge -> enabled op names), ``created_epoch``,
 and for a split node ``split`` = {``edge``, ``groups``, ``children``, ``scores``}.

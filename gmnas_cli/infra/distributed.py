@@ -1,6 +1,6 @@
 """Data parallelism inside one job: torchrun (or submitit ``tasks_per_node > 1``) ranks.
 
-One module holds everything the training code needs (issue 14; notes/scale-out-facts.md 4-5):
+One module holds everything the training code needs (docs/cluster.md):
 the rank and world size read from the torch distributed environment, ``barrier``, mean
 all-reduce, the shards of a global batch, and the one-writer rule for files.
 

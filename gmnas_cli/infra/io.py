@@ -1,4 +1,4 @@
-"""Atomic, verified file writes (DESIGN.md: write to a temporary file, then rename)."""
+"""Atomic, verified file writes (docs/method-facts.md: write to a temporary file, then rename)."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def _read_verified(path: Path) -> dict[str, Any]:
 
     payload = _check(path, path.read_bytes())
     # weights_only: tensors, plain containers and numbers only; a pickled object whose __reduce__ would
-    # run code is refused before anything runs (issue 15: the SHA-256 header proves integrity, not origin).
+    # run code is refused before anything runs (the SHA-256 header proves integrity, not origin).
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

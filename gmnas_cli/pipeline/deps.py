@@ -1,4 +1,4 @@
-"""Stages bring their predecessors, like ``make`` (issue 16): ``gmnas split`` on a new experiment
+"""Stages bring their predecessors, like ``make``: ``gmnas split`` on a new experiment
 warms up first. A predecessor that completed is reused, never redone; ``deps=never`` refuses.
 
 Predecessors run with the same config, except the keys that only say how *this* command runs

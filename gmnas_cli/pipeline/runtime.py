@@ -61,7 +61,7 @@ class Runtime:
 
     @cached_property
     def halves(self) -> tuple[Split, Split]:
-        """(weights half, architecture half) of the training set (DESIGN.md)."""
+        """(weights half, architecture half) of the training set (docs/method-facts.md)."""
         return self.data.halves()
 
     @cached_property

@@ -131,7 +131,7 @@ def in_multirun() -> bool:
 
 def refuse_discard_in_leaf_sweep(cfg: DictConfig, stage: str) -> None:
     """``force``/``resume=never`` in ``-m leaf=...`` would make every leaf job discard the whole
-    stage, its siblings' work included (notes/scale-out-facts.md 7.2): refused before any write."""
+    stage, its siblings' work included (docs/cluster.md): refused before any write."""
     resume = option(cfg.resume)
     if cfg.leaf is not None and (cfg.force or resume == "never") and in_multirun():
         key = "force=true" if cfg.force else "resume=never"

@@ -51,7 +51,7 @@ class ReportContext:
 
     def select_metric(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
         """The figure that drives selection: ``benchmark.metric`` (the report's, else the experiment's)
-        moved to the searched data set (cifar10_test -> cifar100_test, review item 8); without a
+        moved to the searched data set (cifar10_test -> cifar100_test); without a
         configured metric, the first figure."""
         ds = str(rec.get("dataset.name", ""))
         m = self._configured(rec)
@@ -64,7 +64,7 @@ class ReportContext:
 
     def test_metric(self, rec: ExperimentRecord, figs: dict[str, float]) -> str | None:
         """The test figure reported in test columns: the selection metric's test counterpart
-        (nb201_v11: cifar10_valid -> cifar10_test, review item 9); a valid-only figure is never
+        (nb201_v11: cifar10_valid -> cifar10_test); a valid-only figure is never
         shown as test; a figure without a split (the NB301 surrogate's ``val_acc``) is kept."""
         sel = self.select_metric(rec, figs)
         if sel is None:

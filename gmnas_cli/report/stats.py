@@ -19,7 +19,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def pm(values: Sequence[float], digits: int = 2) -> str:
     """``"93.72 ± 0.12"`` over at least two values; one value alone (``"93.72"``: a std of one seed
-    means nothing, issue 16); ``"-"`` when there is no value."""
+    means nothing); ``"-"`` when there is no value."""
     s = summary(values)
     if s["n"] == 0:
         return "-"

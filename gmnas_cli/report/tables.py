@@ -38,7 +38,7 @@ def _tidy(rows: list[dict[str, Any]], key_cols: list[str], column: str, values: 
 
 
 def _seeds(seeds: Any) -> int:
-    """The ``Seeds`` column: how many distinct seeds a row averages over (issue 16)."""
+    """The ``Seeds`` column: how many distinct seeds a row averages over."""
     return len(set(seeds))
 
 
@@ -52,7 +52,7 @@ def _datasets(records: list[ExperimentRecord]) -> str:
 
 
 def _stated(title: str, records: list[ExperimentRecord], metric: str) -> str:
-    """Every table states its data set and metric (issue 16)."""
+    """Every table states its data set and metric."""
     return f"{title}. Data set: {_datasets(records)}; metric: {metric}"
 
 

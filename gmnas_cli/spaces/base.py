@@ -1,4 +1,4 @@
-"""The search-space interface (DESIGN.md "Shape of the code") and the masked supernet base.
+"""The search-space interface (docs/design.md) and the masked supernet base.
 
 An op mask maps each edge name to the list of its enabled op names. Architecture weights are
 one dense tensor ``[num_edges, num_ops]`` over the space's flat edge list; disabled ops have
@@ -275,7 +275,7 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def shared_parameters(self, net: Supernet, edge: str) -> list[nn.Parameter]:
-        """Parameters whose gradients GM compares when ops of ``edge`` are scored (DESIGN.md)."""
+        """Parameters whose gradients GM compares when ops of ``edge`` are scored (docs/method-facts.md)."""
 
     # -- architectures ----------------------------------------------------------------------
     @abstractmethod

@@ -1,4 +1,4 @@
-"""NAS-Bench-201 cell space (Dong & Yang 2020) as used by GM-NAS (paper 4.1, DESIGN.md).
+"""NAS-Bench-201 cell space (Dong & Yang 2020) as used by GM-NAS (paper 4.1, docs/method-facts.md).
 
 Ops: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3 (`nor_conv` = ReLU-Conv-BN);
 search cells use BN with ``affine=False``; edges in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2;
@@ -35,7 +35,7 @@ class ReLUConvBN(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
-            # Search cells: affine=False (DESIGN.md) and batch statistics always (our choice: no
+            # Search cells: affine=False (docs/method-facts.md) and batch statistics always (our choice: no
             # running statistics averaged over a mixture of paths).
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=affine),
         )
@@ -217,7 +217,7 @@ class NB201Space(SearchSpace):
         return NB201Supernet(self, mask)
 
     def shared_parameters(self, net: Supernet, edge: str) -> list[nn.Parameter]:
-        """Every cell's parameters on every edge but ``edge``, plus the reductions (DESIGN.md)."""
+        """Every cell's parameters on every edge but ``edge``, plus the reductions (docs/method-facts.md)."""
         k = self.edges.index(edge)
         params: list[nn.Parameter] = []
         for cell in net.cells:

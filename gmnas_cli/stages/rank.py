@@ -4,7 +4,7 @@ Architectures: ``rank.samples`` drawn uniformly inside the root's mask (row ``al
 each ``p`` in ``rank.top``, the top ``p`` percent of the searched space's own population: the
 benchmark architectures inside the root's mask, ranked by the searched data set's figure (rows
 ``top_<p>``; on the 4-op NB201 space, 4096 architectures: top 0.2/0.5/1 % = 8/20/41, as paper
-Table 7 counts them; fidelity review item 10). Each is estimated by the sub-supernet that owns it
+Table 7 counts them). Each is estimated by the sub-supernet that owns it
 (the leaf whose mask contains every op of the architecture, after search) on the whole held-out
 architecture half by default (``rank.batches=0``; ``>0`` caps the minibatches), never the test
 split. Spearman and Kendall correlations against the benchmark metric, with sample sizes, go to
@@ -103,7 +103,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         bring_predecessors(cfg, exp, "rank", missing)
     exp.require("search", "rank")
 
-    # the searched data set's figure (review item 8): cifar10_test on a CIFAR-100 search -> cifar100_test
+    # the searched data set's figure: cifar10_test on a CIFAR-100 search -> cifar100_test
     metric = dataset_metric(str(cfg.benchmark.metric or bench.metrics[0]), str(cfg.dataset.name), bench.metrics)
     tree = PartitionTree.load(exp.tree_path)
     root_mask = tree[0].mask

@@ -2,7 +2,7 @@
 
 On a space whose benchmark tables hold trained figures (``SearchSpace.retrain_by_benchmark``: NAS-Bench-201)
 with ``benchmark=`` set, the lookup replaces training
-(DESIGN.md). Otherwise the space's evaluation network is trained on the full training set (both
+(docs/method-facts.md). Otherwise the space's evaluation network is trained on the full training set (both
 halves) under ``cfg.retrain`` (DARTS protocol: paper Appendix D.2), checkpointed to
 ``retrain/ckpt.pt`` after every epoch (an interrupted run resumes there), and evaluated once on the
 test split. Writes ``retrain/result.json``: arch, params_m, test_acc (0..1), test_error (%),
@@ -45,7 +45,7 @@ def benchmark_result(cfg: DictConfig, arch_str: str) -> dict[str, Any]:
         raise StageError(f"retrain: benchmark.metric={metric!r} is not among the benchmark's metrics "
                          f"({', '.join(values)})")
     # Test fields hold the searched data set's test figure, even where the valid figure drives
-    # selection (nb201_v11: cifar10_valid -> cifar10_test; fidelity review items 8 and 9).
+    # selection (nb201_v11: cifar10_valid -> cifar10_test).
     if metric:
         metric = dataset_metric(metric, str(cfg.dataset.name), values)
         # a valid-only table has no test figure: the test fields stay empty rather than show valid

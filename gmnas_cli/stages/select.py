@@ -60,7 +60,7 @@ def select(rt: Runtime) -> dict:
         if looked_up is None:
             raise ConfigError("select.criterion=max needs a benchmark (benchmark=nb201 benchmark.path=...)")
 
-        # The searched data set's figure (review item 8): cifar10_test on a CIFAR-100 run -> cifar100_test.
+        # The searched data set's figure: cifar10_test on a CIFAR-100 run -> cifar100_test.
         metric = dataset_metric(str(cfg.benchmark.metric or ""), str(cfg.dataset.name), metrics)
         scored = [c for c in cands if looked_up[c["leaf"]].get(metric) is not None]  # "no figure": never chosen
         if not scored:

@@ -228,7 +228,7 @@ class NetworkTrainer(Checkpointed):
 def short_retrain(rt: Any, arch: Arch, epochs: int, tag: str, ckpt: Path | None = None) -> dict[str, float]:
     """Successive halving's short retrain: train on the weights half, score on the architecture half.
 
-    The test split is never read (DESIGN.md: successive halving ranks on a held-out split).
+    The test split is never read (docs/method-facts.md: successive halving ranks on a held-out split).
     """
     train_half, held_out = rt.halves
     net = build_network(rt.space, arch, rt.cfg, tag)

@@ -1,5 +1,5 @@
 """``algo=ofa``: Once-for-All progressive shrinking (Cai et al. 2020) on ``space=ofa_mbv3``, as the
-official GM-OFA fork runs it (notes/mobilenet-facts.md 1b, 3).
+official GM-OFA fork runs it (docs/ofa.md).
 
 Phases (each samples one subnet per step from a seeded generator, uniformly inside the op mask):
 

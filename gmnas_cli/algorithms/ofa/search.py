@@ -1,5 +1,5 @@
 """``gmnas search`` with ``algo=ofa``, one leaf: progressive shrinking inside the leaf's mask, then
-evolution under the FLOPs window (notes/mobilenet-facts.md 1b; paper App. D.3).
+evolution under the FLOPs window (docs/ofa.md; paper App. D.3).
 
 1. Start: ``algo.leaf_start=continue`` takes the leaf's split-phase weights and finishes the kernel
    phase (``algo.kernel_epochs`` minus the epochs the split phase trained); ``full`` restarts from

@@ -4,7 +4,7 @@ The contract of ``gm.op_gradients(ctx, edge, ops, batch, index) -> Tensor[n_ops,
 the flat gradient of every shared parameter (``space.shared_parameters``, in that order) of the
 loss with op ``ops[i]`` alone on ``edge`` (weight 1, or its softmax weight with
 ``criterion.scored_weight=softmax``) and the other edges weighted by the algorithm's
-``score_weights`` (one draw per minibatch, shared by the edge's ops: DESIGN.md). The official
+``score_weights`` (one draw per minibatch, shared by the edge's ops: docs/method-facts.md). The official
 GM-NAS scoring loop, ``gm.plain_op_gradients``, runs one full forward and backward per op. Here:
 
 * **Shared prefix** (always): the forward pass before the scored edge's first use (the stem and

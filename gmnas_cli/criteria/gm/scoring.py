@@ -1,4 +1,4 @@
-"""Gradient matching (paper 3.3, App. B.2; DESIGN.md "Facts the paper leaves out").
+"""Gradient matching (paper 3.3, App. B.2; docs/method-facts.md).
 
 For op o on edge e and one training minibatch b, g_o^b is ONE vector: the gradients of all
 shared weights (the space decides which) flattened and concatenated, with op o alone enabled on e

@@ -106,7 +106,7 @@ def balanced_holdout(labels: list[int], valid_size: int, num_classes: int) -> tu
 def split_plan(cfg: DatasetConfig) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[tuple[Path, int]], int]:
     """(weights items, held-out items, test items, classes) shared by the in-memory and streaming paths.
 
-    ``dataset.valid_size=0``: the two halves of the class-mixed order (DESIGN.md); >0: a
+    ``dataset.valid_size=0``: the two halves of the class-mixed order (docs/method-facts.md); >0: a
     class-balanced held-out split of that size from the training folder."""
     if cfg.image_size < 1:
         raise DataError(f"dataset {cfg.name}: dataset.image_size must be positive, got {cfg.image_size}")

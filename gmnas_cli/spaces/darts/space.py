@@ -1,4 +1,4 @@
-"""The DARTS cell space (Liu et al. 2019) as used by GM-NAS (paper 4.2, Appendix D.2, DESIGN.md).
+"""The DARTS cell space (Liu et al. 2019) as used by GM-NAS (paper 4.2, Appendix D.2, docs/method-facts.md).
 
 Cells have two inputs (the two previous cells' outputs, nodes 0 and 1) and ``space.nodes``
 intermediate nodes (4: nodes 2..5); node i sums an edge from every earlier node, so a cell has
@@ -266,14 +266,14 @@ class DartsSpace(SearchSpace):
         return [edge_name(cell, i, j) for cell in CELL_TYPES for i in nodes for j in range(i)]
 
     def splittable_edges(self) -> list[str]:
-        """Edges of the cell types in ``space.split_cells`` (normal only by default, DESIGN.md)."""
+        """Edges of the cell types in ``space.split_cells`` (normal only by default, docs/method-facts.md)."""
         return [e for e in self.edges if parse_edge(e)[0] in self.cfg.split_cells]
 
     def build_supernet(self, mask: Mask) -> DartsSupernet:
         return DartsSupernet(self, mask)
 
     def shared_parameters(self, net: Supernet, edge: str) -> list[nn.Parameter]:
-        """Every cell's op parameters except the scored edge in the cells of its type (DESIGN.md)."""
+        """Every cell's op parameters except the scored edge in the cells of its type (docs/method-facts.md)."""
         cell_type = parse_edge(edge)[0]
         k = self.edges.index(edge) % net.edges_per_cell
         params: list[nn.Parameter] = []

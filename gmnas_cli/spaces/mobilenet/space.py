@@ -1,6 +1,6 @@
 """The ProxylessNAS MobileNet space (Cai et al. 2019) as used by GM-NAS (paper 4.3, App. D.3).
 
-Supernet (ProxylessNAS ``super_proxyless.py``; notes/mobilenet-facts.md 1a): a 3x3 stride-2
+Supernet (ProxylessNAS ``super_proxyless.py``; docs/mobilenet.md): a 3x3 stride-2
 ``ConvLayer`` to ``space.stem_width`` (32), a fixed first block 3x3_MBConv1 to
 ``space.first_block_width`` (16), then the searchable blocks of ``space.stages`` (``[width,
 blocks, stride]`` per stage; paper: widths 24,40,80,96,192,320, blocks 4,4,4,4,4,1, strides
@@ -218,7 +218,7 @@ class MobileNetSpace(SearchSpace):
         return arch
 
     def arch_to_config(self, arch: Arch, num_classes: int | None = None, dropout: float = 0.0) -> dict[str, Any]:
-        """ProxylessNAS's ``net.config`` JSON of ``arch`` (notes/mobilenet-facts.md 2)."""
+        """ProxylessNAS's ``net.config`` JSON of ``arch`` (docs/mobilenet.md)."""
         first = proxyless_conv(self.in_channels, self.stem, 3, 2).config()
         blocks = [{"name": "MobileInvertedResidualBlock",
                    "mobile_inverted_conv": {**MBConv.proxyless(self.stem, self.first, 3, 1, 1).config(), "mid_channels": None},

@@ -1,5 +1,5 @@
 """``space=ofa_mbv3``: the elastic MobileNetV3 of Once-for-All (Cai et al. 2020; OFA
-``OFAMobileNetV3``) as edges x ops for GM-NAS (paper 4.3, App. D.3; notes/mobilenet-facts.md 1b, 3).
+``OFAMobileNetV3``) as edges x ops for GM-NAS (paper 4.3, App. D.3; docs/ofa.md).
 
 - Structure (OFA): first conv 3x3 s2 (h_swish) -> a fixed first block (3x3 MBConv1, relu) ->
   ``len(space.stages)`` stages of ``max(space.depths)`` dynamic blocks -> final 1x1 expand ->
