@@ -31,8 +31,9 @@ SMOKE_STAGES = ("warmup", "split", "search", "select", "retrain")
 FOLDER_CLASSES = 4
 
 
-def write_folder(root: Path, classes: int = FOLDER_CLASSES, train: int = 16, val: int = 2) -> Path:
-    """A tiny ``train/<class>/*.png``, ``val/<class>/*.png`` folder: noise around a class colour."""
+def write_folder(root: Path, classes: int = FOLDER_CLASSES, train: int = 16, val: int = 2, size: int = 36) -> Path:
+    """A tiny ``train/<class>/*.png``, ``val/<class>/*.png`` folder in ImageNet's layout: class c's
+    images are noise around a class colour, about ``size`` pixels a side (a little non-square)."""
     rng = np.random.default_rng(0)
     for split, n in (("train", train), ("val", val)):
         for c in range(classes):
@@ -40,7 +41,8 @@ def write_folder(root: Path, classes: int = FOLDER_CLASSES, train: int = 16, val
             d.mkdir(parents=True, exist_ok=True)
             base = np.array([(c * 97) % 256, (c * 53 + 80) % 256, (c * 31 + 160) % 256])
             for i in range(n):
-                img = np.clip(base + rng.normal(0, 40, (36 + i % 5, 40, 3)), 0, 255).astype(np.uint8)
+                h, w = size + int(rng.integers(0, 8)), size + int(rng.integers(0, 12))
+                img = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(d / f"img{i:03d}.png")
     return root
 
