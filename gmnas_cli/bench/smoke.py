@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from gmnas_cli.algorithms import ALGORITHMS
-from gmnas_cli.bench.suite import Row
+from gmnas_cli.bench.suite import Row, bench_out
 from gmnas_cli.infra.errors import StageError
 from gmnas_cli.pipeline.validate import compatible
 
@@ -77,7 +77,8 @@ def _timed(args: list[str], log: Path) -> tuple[float, float]:
 def smoke_rows(cfg: DictConfig) -> list[Row]:
     """One row per space, algorithm and stage: wall seconds, CPU seconds in the detail."""
     rows: list[Row] = []
-    keep = str(cfg.bench.out)
+    out = bench_out(cfg)
+    keep = out.parent if out.suffix == ".csv" else out  # failed stages' logs go beside bench.csv
     with tempfile.TemporaryDirectory(prefix="gmnas-bench-smoke-") as tmp:
         folder = write_folder(Path(tmp) / "images")
         for space, algo in _space_algos(cfg):

@@ -497,6 +497,12 @@ def thread_rows(step: Callable[[], None], b: DictConfig, device: torch.device, s
     return rows
 
 
+def bench_out(cfg: DictConfig) -> Path:
+    """Where the bench writes: ``bench.out``, or ``<out_dir>/bench`` when empty (whatever the working
+    directory, as the report's outputs)."""
+    return Path(str(cfg.bench.out)) if str(cfg.bench.out) else Path(str(cfg.out_dir)) / "bench"
+
+
 def write_csv(rows: list[Row], out: str | Path) -> Path:
     """Rows as CSV; ``out`` is a .csv file or a directory (``bench.csv`` inside)."""
 

@@ -374,7 +374,7 @@ class BenchConfig:
     steps: int = bounded(3, ge=1)  # timed search steps per implementation, alternating ours/reference (ABBA)
     warmup_steps: int = bounded(1, ge=0)  # untimed steps per implementation first (CPU: peak memory measured here)
     reference: str = bounded("none", choices=["none", "xautodl"])
-    out: str = "outputs/bench"  # a directory (bench.csv inside) or a .csv path
+    out: str = ""  # a directory (bench.csv inside) or a .csv path; "": <out_dir>/bench
     gm_probe_batches: int = bounded(1, ge=0)  # minibatches timed on one edge (configured size), extrapolated; 0: skip
     gm_shards: list[int] = bounded(default_factory=lambda: [1, 2], ge=1)  # GM peak memory per rank with k shards of a minibatch (k ranks); []: skip
     gm_compare: bool = True  # full small split with and without criterion.early_stop (proxy below)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gmnas_cli.bench.smoke import SMOKE_STAGES, smoke_rows
-from gmnas_cli.bench.suite import Row, run_bench, write_csv
+from gmnas_cli.bench.suite import Row, bench_out, run_bench, write_csv
 from gmnas_cli.infra.logging import log
 from gmnas_cli.pipeline.runtime import resolve_device
 
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
         table.add_row(r.metric, r.impl, f"{r.value:.4g}", r.unit, r.detail)
     out = Console()
     out.print(table)
-    path = write_csv(rows, cfg.bench.out)
+    path = write_csv(rows, bench_out(cfg))
     log.info(f"bench: wrote {path}")
     for r in rows:  # before throughput_ratio, which stays the last line
         if r.metric in ("threads_ratio", "gm_split_ratio"):
@@ -57,6 +57,6 @@ def smoke(cfg: DictConfig) -> None:
         table.add_row(impl, *[f"{stages[s].value:.1f}" for s in SMOKE_STAGES],
                       f"{max(r.value for r in stages.values()):.1f}")
     Console().print(table)
-    path = write_csv(rows, cfg.bench.out)
+    path = write_csv(rows, bench_out(cfg))
     log.info(f"bench: wrote {path}")
     print(f"smoke_slowest_stage={max(r.value for r in rows):.1f}", flush=True)
