@@ -266,7 +266,7 @@ def test_retrain_runs_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     from gmnas_cli.stages import retrain
     from gmnas_cli.training.retrain import NetworkTrainer
 
-    over = [*TINY, "retrain.epochs=2", "retrain.cutout=4"]
+    over = [*TINY, "space.nodes=4", "retrain.epochs=2", "retrain.cutout=4"]  # DARTS_V2 has 4 nodes
     full = make_cfg(tmp_path, *over, "name=full")
     _fake_selection(full, DARTS_V2)
     retrain.main(full)

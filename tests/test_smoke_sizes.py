@@ -21,9 +21,9 @@ def test_smoke_mobilenet_is_tiny(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "train").iterdir()) == ["n00", "n01", "n02", "n03"]
 
 
-def test_smoke_darts_scores_minibatches_of_16_and_nb201_keeps_its_values(tmp_path: Path) -> None:
+def test_smoke_darts_is_smaller_and_nb201_keeps_its_values(tmp_path: Path) -> None:
     darts = make_cfg(tmp_path, "experiment=smoke", "space=darts")
-    assert (darts.criterion.batches, darts.train.batch_size) == (2, 16)
+    assert (darts.criterion.batches, darts.train.batch_size, darts.space.nodes) == (2, 16, 3)
     nb201 = make_cfg(tmp_path, "experiment=smoke")
     assert (nb201.criterion.batches, nb201.space.C, nb201.train.batch_size) == (2, 4, 32)
 
