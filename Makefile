@@ -29,9 +29,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m ''
 
-# Scale-out end to end (submitit requeue, torchrun 2 ranks on gloo): about 2 min on 2 cores; .ci/run runs it.
+# Scale-out end to end (submitit requeue, torchrun 2 ranks on gloo, a -m seed sweep): about 3 min on 2 cores; .ci/run runs it.
 test-cluster: $(STAMP)
-	$(BIN)/python -m pytest -m slow tests/test_cluster.py
+	$(BIN)/python -m pytest -m slow tests/test_cluster.py tests/test_report_sweep.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gmnas_cli tests

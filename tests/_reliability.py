@@ -144,8 +144,8 @@ def hash_files(root: Path) -> dict[str, str]:
 
 
 def _is_lock(rel: Path) -> bool:
-    """Lock files (``locks/``) name their last holder's pid: bookkeeping, not an artefact."""
-    return bool(rel.parts) and rel.parts[0] == "locks"
+    """Lock files (``<experiment>/locks/``) name their last holder's pid: bookkeeping, not an artefact."""
+    return len(rel.parts) >= 2 and rel.parts[-2] == "locks"
 
 
 def temp_files(root: Path) -> list[Path]:

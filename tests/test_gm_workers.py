@@ -46,6 +46,7 @@ def test_parallel_workers_refused_where_they_cannot_apply(cfg_factory, override,
         validate(cfg, "split")
 
 
+@pytest.mark.slow  # three GM decisions, one with forked workers: about 12 s
 def test_parallel_workers_after_a_multithreaded_parent_finish_and_agree(cfg_factory, tmp_path):
     """A parent that computed with 2 threads forks workers of one thread each (two threads per
     forked worker deadlocked in OpenMP): same decision, scores bitwise those of one thread and

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests._reliability import copy_experiment, run_inproc
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow  # a real `-m seed=0,1` multirun: about 45 s; `make test-cluster` (CI) runs it
 def test_report_over_a_two_seed_sweep(tmp_path, smoke_run, capsys):
     copy_experiment(smoke_run, tmp_path)  # the seed-0 job of the sweep finds its experiment complete
     sweep = run_cli("run", "experiment=smoke", f"out_dir={tmp_path}", "-m", "seed=0,1")
